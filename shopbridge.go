@@ -1,0 +1,177 @@
+// Package shopbridge holds the domain types of shopbridge and the small
+// interfaces between its parts. It imports none of them, so storage, sync,
+// discovery, the HTTP layer and the daemon can all depend on it.
+package shopbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ProtocolVersion is the terminal protocol spoken at /api/v2.
+const ProtocolVersion = "0.1.0"
+
+// Build information, set at link time with -ldflags -X.
+var (
+	Version   = "dev"
+	Commit    = "none"
+	BuildDate = "unknown"
+)
+
+// Error kinds. Each maps to one HTTP status and Evotor error code in the
+// HTTP layer; everything else is an internal error.
+const (
+	ECONFLICT     = "conflict"     // 409: an event id was seen with other bytes
+	EINTERNAL     = "internal"     // 500
+	EINVALID      = "invalid"      // 400: malformed request (syntax)
+	EMISSING      = "missing"      // 400: a required field is absent or empty
+	ENOTFOUND     = "not_found"    // 404
+	ETOOLARGE     = "too_large"    // 413
+	EUNAVAILABLE  = "unavailable"  // 503: the store is closed or broken
+	EUNAUTHORIZED = "unauthorized" // 401
+	EFORBIDDEN    = "forbidden"    // 403
+	EMETHOD       = "method"       // 405
+	EUPSTREAM     = "upstream"     // the upstream failed or answered badly
+)
+
+// Error is the project's error: a kind, the field or path it is about and a
+// human message. Wrapped errors keep the kind reachable with errors.As.
+type Error struct {
+	Kind    string
+	Subject string
+	Message string
+}
+
+func (e *Error) Error() string {
+	if e.Subject != "" {
+		return fmt.Sprintf("%s: %s", e.Subject, e.Message)
+	}
+	return e.Message
+}
+
+// Errorf returns an *Error of the given kind about subject.
+func Errorf(kind, subject, format string, args ...any) *Error {
+	return &Error{Kind: kind, Subject: subject, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorKind returns the kind of the first *Error in err's chain, EINTERNAL
+// for any other error and "" for nil.
+func ErrorKind(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return EINTERNAL
+}
+
+// ErrorSubject returns the subject of the first *Error in err's chain.
+func ErrorSubject(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Subject
+	}
+	return ""
+}
+
+// BillSummary is one row of /api/v2/list. Raw is the summary object exactly
+// as the upstream sent it (or derived from the bill when the upstream never
+// listed it); the other fields are parsed from it for indexing.
+type BillSummary struct {
+	ID           string // decimal digits, any length: ids beyond 2^53 keep every digit
+	Date         string // "YYYY-MM-DD HH:MM:SS" in the shop's time zone
+	Summ         string // number text as received
+	Number       string
+	CustomerName string
+	Raw          []byte
+}
+
+// Bill is a bill as stored: the upstream's exact bytes plus local state.
+type Bill struct {
+	Summary BillSummary
+	Body    []byte // exact bytes of bill/byid; nil while only the summary is known
+
+	Listed    bool      // in the upstream's no-parameter list at the last pull
+	Settled   bool      // settled here by a receipt
+	PaidTwice bool      // two settling receipts arrived for it
+	UpdatedAt time.Time // last change of Body or Summary
+}
+
+// Receipt is an accepted receipt webhook event.
+type Receipt struct {
+	Seq        uint64 // order of acceptance, the outbox order
+	EventID    string
+	Body       []byte            // exact bytes received
+	Headers    map[string]string // the X-Evotor-* headers it came with
+	ReceivedAt time.Time
+
+	Type             string // data.type: SELL, PAYBACK, ...
+	BillID           string // data.extras.billId, may be ""
+	SettlementMethod string // data.extras.settlementMethod, may be ""
+	DeviceID         string // X-Evotor-Device-UUID or data.deviceId
+
+	State       string // ReceiptQueued, ReceiptDelivered or ReceiptParked
+	Attempts    int
+	LastError   string    // last delivery failure, or the upstream's answer when parked
+	DeliveredAt time.Time // zero until delivered
+}
+
+// Receipt delivery states.
+const (
+	ReceiptQueued    = "queued"
+	ReceiptDelivered = "delivered"
+	ReceiptParked    = "parked"
+)
+
+// OrderKey is the key within which receipts never overtake each other: the
+// bill they settle or, with no bill, the register that sent them.
+func (r *Receipt) OrderKey() string {
+	if r.BillID != "" {
+		return "bill:" + r.BillID
+	}
+	return "device:" + r.DeviceID
+}
+
+// Upstream states, as shown in admin/api/status and /metrics.
+const (
+	UpstreamNone    = "none"
+	UpstreamOnline  = "online"
+	UpstreamOffline = "offline"
+)
+
+// JournalEntry is one exchange with a terminal or with the upstream.
+type JournalEntry struct {
+	Seq      uint64        `json:"seq"`
+	Time     time.Time     `json:"time"`
+	Client   string        `json:"client"`           // address, or "upstream"
+	Device   string        `json:"device,omitempty"` // X-Evotor-Device-UUID
+	Kind     string        `json:"kind"`             // HELLO, LIST, BILL, RECEIPT, UPSTREAM_*, ...
+	Method   string        `json:"method"`
+	Path     string        `json:"path"`
+	Query    string        `json:"query,omitempty"`
+	ReqBody  []byte        `json:"request_body,omitempty"`
+	Status   int           `json:"status"`
+	RespBody []byte        `json:"response_body,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+	Source   string        `json:"source,omitempty"` // "store" or "upstream"
+	Note     string        `json:"note,omitempty"`   // errors, state changes
+}
+
+// Journal records exchanges. Record must never block or fail the caller.
+type Journal interface {
+	Record(e JournalEntry)
+}
+
+// ReadThrough fetches what the store misses from the upstream while it is
+// believed reachable. It is the seam between the HTTP layer and sync.
+type ReadThrough interface {
+	// BillByID fetches, stores and returns the bill, or an ENOTFOUND error
+	// at once when the upstream is offline or does not know the bill.
+	BillByID(ctx context.Context, id string) (*Bill, error)
+	// BillByNumber does the same for a bill number.
+	BillByNumber(ctx context.Context, number string) (*Bill, error)
+}

@@ -1,0 +1,459 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/shopbridge/shopbridge"
+	bolt "go.etcd.io/bbolt"
+)
+
+// A bill record: version, flags, updated-at, then length-prefixed fields.
+const billRecordV1 = 1
+
+const (
+	flagListed = 1 << iota
+	flagFresh
+	flagSettled
+	flagPaidTwice
+	flagFromList // the summary came from an upstream list, not derived
+)
+
+type billRecord struct {
+	flags   byte
+	updated time.Time
+	sum     shopbridge.BillSummary
+	body    []byte
+}
+
+func (r *billRecord) has(f byte) bool { return r.flags&f != 0 }
+func (r *billRecord) set(f byte, on bool) {
+	if on {
+		r.flags |= f
+	} else {
+		r.flags &^= f
+	}
+}
+
+// open reports whether the bill belongs to the no-parameter list.
+func (r *billRecord) open() bool {
+	return (r.has(flagListed) || r.has(flagFresh)) && !r.has(flagSettled)
+}
+
+func (r *billRecord) encode() []byte {
+	fields := [][]byte{[]byte(r.sum.ID), []byte(r.sum.Date), []byte(r.sum.Summ), []byte(r.sum.Number),
+		[]byte(r.sum.CustomerName), r.sum.Raw, r.body}
+	n := 2 + 8
+	for _, f := range fields {
+		n += binary.MaxVarintLen64 + len(f)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, billRecordV1, r.flags)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.updated.UnixNano()))
+	for _, f := range fields {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+func decodeBill(v []byte) (*billRecord, error) {
+	if len(v) < 10 || v[0] != billRecordV1 {
+		return nil, errors.New("bad bill record")
+	}
+	r := &billRecord{flags: v[1], updated: time.Unix(0, int64(binary.BigEndian.Uint64(v[2:10])))}
+	v = v[10:]
+	var fields [7][]byte
+	for i := range fields {
+		n, k := binary.Uvarint(v)
+		if k <= 0 || uint64(len(v)-k) < n {
+			return nil, errors.New("bad bill record")
+		}
+		// Copy: bbolt's bytes are valid only inside the transaction.
+		fields[i] = append([]byte(nil), v[k:k+int(n)]...)
+		v = v[k+int(n):]
+	}
+	r.sum = shopbridge.BillSummary{ID: string(fields[0]), Date: string(fields[1]), Summ: string(fields[2]),
+		Number: string(fields[3]), CustomerName: string(fields[4]), Raw: fields[5]}
+	if len(fields[6]) > 0 {
+		r.body = fields[6]
+	}
+	return r, nil
+}
+
+func (r *billRecord) bill() *shopbridge.Bill {
+	return &shopbridge.Bill{
+		Summary: r.sum, Body: r.body,
+		Listed: r.has(flagListed), Settled: r.has(flagSettled), PaidTwice: r.has(flagPaidTwice),
+		UpdatedAt: r.updated,
+	}
+}
+
+// padID makes ids sort as numbers inside index keys.
+func padID(id string) string {
+	const width = 40
+	if len(id) >= width {
+		return id
+	}
+	return strings.Repeat("0", width-len(id)) + id
+}
+
+func dateKey(date, id string) []byte { return []byte(date + "\x00" + padID(id)) }
+func numberKey(number, id string) []byte {
+	return []byte(number + "\x00" + id)
+}
+
+func getBill(tx *bolt.Tx, id string) (*billRecord, error) {
+	v := tx.Bucket(bucketBills).Get([]byte(id))
+	if v == nil {
+		return nil, nil
+	}
+	r, err := decodeBill(v)
+	if err != nil {
+		return nil, fmt.Errorf("bill %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// putBill writes r, keeping every index in step with the change from old.
+func putBill(tx *bolt.Tx, old, r *billRecord) error {
+	id := r.sum.ID
+	bills, byNum, byDate := tx.Bucket(bucketBills), tx.Bucket(bucketByNumber), tx.Bucket(bucketByDate)
+	open, listed, fresh := tx.Bucket(bucketOpen), tx.Bucket(bucketListed), tx.Bucket(bucketFresh)
+	if old != nil {
+		if err := byNum.Delete(numberKey(old.sum.Number, id)); err != nil {
+			return err
+		}
+		if err := byDate.Delete(dateKey(old.sum.Date, id)); err != nil {
+			return err
+		}
+		if err := open.Delete(dateKey(old.sum.Date, id)); err != nil {
+			return err
+		}
+	}
+	if err := byNum.Put(numberKey(r.sum.Number, id), nil); err != nil {
+		return err
+	}
+	if err := byDate.Put(dateKey(r.sum.Date, id), []byte(id)); err != nil {
+		return err
+	}
+	if r.open() {
+		if err := open.Put(dateKey(r.sum.Date, id), []byte(id)); err != nil {
+			return err
+		}
+	}
+	if err := setMember(listed, id, r.has(flagListed)); err != nil {
+		return err
+	}
+	if err := setMember(fresh, id, r.has(flagFresh)); err != nil {
+		return err
+	}
+	return bills.Put([]byte(id), r.encode())
+}
+
+func setMember(b *bolt.Bucket, id string, in bool) error {
+	if in {
+		return b.Put([]byte(id), nil)
+	}
+	return b.Delete([]byte(id))
+}
+
+func sameSummary(a, b shopbridge.BillSummary) bool {
+	return a.ID == b.ID && a.Date == b.Date && a.Summ == b.Summ && a.Number == b.Number && a.CustomerName == b.CustomerName
+}
+
+// ListKind says which upstream list a pull brought.
+type ListKind int
+
+const (
+	// ListAll is the upstream's no-parameter list: it replaces the set of
+	// listed bills.
+	ListAll ListKind = iota
+	// ListPartial is any other list (date=today, number=): it adds and
+	// updates bills without dropping others.
+	ListPartial
+)
+
+// ApplyList stores the summaries of an upstream list answer and returns the
+// ids whose full bill must be fetched: new ones, changed ones (any summary
+// field differs) and ones never fetched. With ListAll, bills missing from the
+// list leave the no-parameter list (and lose a local settlement), and at
+// becomes the synced-at time.
+func (s *Store) ApplyList(summaries []shopbridge.BillSummary, kind ListKind, at time.Time) (fetch []string, err error) {
+	err = s.update(func(tx *bolt.Tx) error {
+		fetch = fetch[:0]
+		inList := make(map[string]bool, len(summaries))
+		for _, sum := range summaries {
+			inList[sum.ID] = true
+			old, err := getBill(tx, sum.ID)
+			if err != nil {
+				return err
+			}
+			r := &billRecord{sum: sum, updated: at}
+			if old != nil {
+				*r = *old
+				if !sameSummary(old.sum, sum) {
+					r.sum, r.updated = sum, at
+					fetch = append(fetch, sum.ID)
+				} else if old.body == nil {
+					fetch = append(fetch, sum.ID)
+				}
+				r.sum.Raw = sum.Raw
+			} else {
+				r.set(flagFresh, kind == ListPartial)
+				fetch = append(fetch, sum.ID)
+			}
+			r.set(flagFromList, true)
+			if kind == ListAll {
+				r.set(flagListed, true)
+				r.set(flagFresh, false)
+			}
+			if err := putBill(tx, old, r); err != nil {
+				return err
+			}
+		}
+		if kind != ListAll {
+			return nil
+		}
+		// Bills the upstream no longer lists, and bills learned since the
+		// last full list, leave the no-parameter list now.
+		var drop []string
+		for _, name := range [][]byte{bucketListed, bucketFresh} {
+			c := tx.Bucket(name).Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.Next() {
+				if !inList[string(k)] {
+					drop = append(drop, string(k))
+				}
+			}
+		}
+		for _, id := range drop {
+			old, err := getBill(tx, id)
+			if err != nil || old == nil {
+				continue
+			}
+			r := *old
+			if r.has(flagListed) {
+				r.set(flagSettled, false) // settled here and now gone upstream: done
+			}
+			r.set(flagListed, false)
+			r.set(flagFresh, false)
+			if err := putBill(tx, old, &r); err != nil {
+				return err
+			}
+		}
+		return putSyncedAt(tx, at)
+	})
+	if err == nil && kind == ListAll {
+		s.metaMu.Lock()
+		s.syncedAt = at
+		s.metaMu.Unlock()
+	}
+	return fetch, err
+}
+
+// PutBill stores a bill/byid answer as its exact bytes. A bill the store did
+// not know joins the no-parameter list until the next full upstream list.
+// changed reports whether the stored bytes changed.
+func (s *Store) PutBill(body []byte, at time.Time) (b *shopbridge.Bill, changed bool, err error) {
+	sum, err := ParseBill(body)
+	if err != nil {
+		return nil, false, err
+	}
+	body = bytes.TrimSpace(body)
+	err = s.update(func(tx *bolt.Tx) error {
+		old, err := getBill(tx, sum.ID)
+		if err != nil {
+			return err
+		}
+		r := &billRecord{sum: sum, updated: at, body: body}
+		r.set(flagFresh, true)
+		if old != nil {
+			*r = *old
+			r.body = body
+			if !r.has(flagFromList) || !sameSummary(old.sum, sum) {
+				r.sum = sum
+				r.set(flagFromList, false)
+			}
+			if bytes.Equal(old.body, body) && sameSummary(old.sum, r.sum) {
+				b = old.bill()
+				return nil
+			}
+			r.updated = at
+		}
+		changed = true
+		b = r.bill()
+		return putBill(tx, old, r)
+	})
+	return b, changed, err
+}
+
+// Bill returns the bill with the given id, or an ENOTFOUND error. A bill
+// known only from a list (not fetched yet) is not found here either.
+func (s *Store) Bill(id string) (*shopbridge.Bill, error) {
+	var b *shopbridge.Bill
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketBills).Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		r, err := decodeBill(v)
+		if err != nil {
+			return err
+		}
+		b = r.bill()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if b == nil || b.Body == nil {
+		return nil, shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %s", id)
+	}
+	return b, nil
+}
+
+// BillBody appends the exact bytes of bill id to dst: the hot path of
+// bill/byid, with no decoding beyond finding the body.
+func (s *Store) BillBody(dst []byte, id string) ([]byte, error) {
+	found := false
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketBills).Get([]byte(id))
+		if len(v) < 10 || v[0] != billRecordV1 {
+			return nil
+		}
+		v = v[10:]
+		for i := 0; i < 7; i++ {
+			n, k := binary.Uvarint(v)
+			if k <= 0 || uint64(len(v)-k) < n {
+				return fmt.Errorf("bill %s: bad bill record", id)
+			}
+			if i == 6 && n > 0 {
+				dst = append(dst, v[k:k+int(n)]...)
+				found = true
+			}
+			v = v[k+int(n):]
+		}
+		return nil
+	})
+	if err != nil {
+		return dst, err
+	}
+	if !found {
+		return dst, shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %s", id)
+	}
+	return dst, nil
+}
+
+// ListQuery selects bill summaries. Zero value: the no-parameter list.
+type ListQuery struct {
+	Date   string // YYYY-MM-DD: bills of that day, not settled here
+	Number string // bills with this number, settled or not
+}
+
+// List returns the summaries the query selects, newest first.
+func (s *Store) List(q ListQuery) ([]shopbridge.BillSummary, error) {
+	var out []shopbridge.BillSummary
+	err := s.view(func(tx *bolt.Tx) error {
+		bills := tx.Bucket(bucketBills)
+		add := func(id []byte, wantOpen bool) error {
+			v := bills.Get(id)
+			if v == nil {
+				return nil
+			}
+			r, err := decodeBill(v)
+			if err != nil {
+				return err
+			}
+			if wantOpen && r.has(flagSettled) {
+				return nil
+			}
+			out = append(out, r.sum)
+			return nil
+		}
+		switch {
+		case q.Number != "":
+			prefix := []byte(q.Number + "\x00")
+			c := tx.Bucket(bucketByNumber).Cursor()
+			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+				if err := add(k[len(prefix):], false); err != nil {
+					return err
+				}
+			}
+			sortNewestFirst(out)
+		case q.Date != "":
+			prefix := []byte(q.Date + " ")
+			c := tx.Bucket(bucketByDate).Cursor()
+			// Newest first: walk the day backwards.
+			end := []byte(q.Date + "!")
+			k, v := c.Seek(end)
+			if k == nil {
+				k, v = c.Last()
+			} else {
+				k, v = c.Prev()
+			}
+			for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+				if err := add(v, true); err != nil {
+					return err
+				}
+			}
+		default:
+			c := tx.Bucket(bucketOpen).Cursor()
+			for k, v := c.Last(); k != nil; k, v = c.Prev() {
+				if err := add(v, false); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func sortNewestFirst(s []shopbridge.BillSummary) {
+	// Few bills share a number; insertion sort keeps it simple.
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && newer(s[j], s[j-1]); j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+func newer(a, b shopbridge.BillSummary) bool {
+	if a.Date != b.Date {
+		return a.Date > b.Date
+	}
+	return padID(a.ID) > padID(b.ID)
+}
+
+// BillsByNumber returns the full bills with the given number.
+func (s *Store) BillsByNumber(number string) ([]*shopbridge.Bill, error) {
+	sums, err := s.List(ListQuery{Number: number})
+	if err != nil {
+		return nil, err
+	}
+	var out []*shopbridge.Bill
+	for _, sum := range sums {
+		if b, err := s.Bill(sum.ID); err == nil {
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// PaidTwice returns the ids of bills that two settling receipts paid.
+func (s *Store) PaidTwice() ([]string, error) {
+	var ids []string
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBills).ForEach(func(k, v []byte) error {
+			if len(v) > 1 && v[1]&flagPaidTwice != 0 {
+				ids = append(ids, string(k))
+			}
+			return nil
+		})
+	})
+	return ids, err
+}

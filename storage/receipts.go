@@ -1,0 +1,296 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/shopbridge/shopbridge"
+	bolt "go.etcd.io/bbolt"
+)
+
+// receiptMeta is a receipt record without its body; the body follows it
+// as raw bytes so that it is kept exactly as received.
+type receiptMeta struct {
+	Seq              uint64            `json:"seq"`
+	Headers          map[string]string `json:"headers,omitempty"`
+	ReceivedAt       time.Time         `json:"received_at"`
+	Type             string            `json:"type,omitempty"`
+	BillID           string            `json:"bill_id,omitempty"`
+	SettlementMethod string            `json:"settlement_method,omitempty"`
+	DeviceID         string            `json:"device_id,omitempty"`
+	State            string            `json:"state"`
+	Attempts         int               `json:"attempts,omitempty"`
+	LastError        string            `json:"last_error,omitempty"`
+	DeliveredAt      time.Time         `json:"delivered_at,omitzero"`
+}
+
+func encodeReceipt(r *shopbridge.Receipt) []byte {
+	m, _ := json.Marshal(receiptMeta{Seq: r.Seq, Headers: r.Headers, ReceivedAt: r.ReceivedAt, Type: r.Type,
+		BillID: r.BillID, SettlementMethod: r.SettlementMethod, DeviceID: r.DeviceID, State: r.State,
+		Attempts: r.Attempts, LastError: r.LastError, DeliveredAt: r.DeliveredAt})
+	b := make([]byte, 0, binary.MaxVarintLen64+len(m)+len(r.Body))
+	b = binary.AppendUvarint(b, uint64(len(m)))
+	b = append(b, m...)
+	return append(b, r.Body...)
+}
+
+func decodeReceipt(id string, v []byte) (*shopbridge.Receipt, error) {
+	n, k := binary.Uvarint(v)
+	if k <= 0 || uint64(len(v)-k) < n {
+		return nil, fmt.Errorf("receipt %s: bad record", id)
+	}
+	var m receiptMeta
+	if err := json.Unmarshal(v[k:k+int(n)], &m); err != nil {
+		return nil, fmt.Errorf("receipt %s: %w", id, err)
+	}
+	return &shopbridge.Receipt{Seq: m.Seq, EventID: id, Body: append([]byte(nil), v[k+int(n):]...),
+		Headers: m.Headers, ReceivedAt: m.ReceivedAt, Type: m.Type, BillID: m.BillID,
+		SettlementMethod: m.SettlementMethod, DeviceID: m.DeviceID, State: m.State, Attempts: m.Attempts,
+		LastError: m.LastError, DeliveredAt: m.DeliveredAt}, nil
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// settles reports whether a receipt settles its bill.
+func settles(r *shopbridge.Receipt) bool {
+	return r.Type == "SELL" && (r.SettlementMethod == "" || r.SettlementMethod == "FullSettlement")
+}
+
+// AcceptReceipt makes a receipt durable (fsynced, possibly in a commit shared
+// with concurrent receipts) and queues it for the upstream. The same event id
+// with the same bytes is a duplicate: nothing is written and dup is true.
+// The same id with other bytes is an ECONFLICT error.
+func (s *Store) AcceptReceipt(r *shopbridge.Receipt) (dup bool, err error) {
+	var conflict bool
+	err = s.batch(func(tx *bolt.Tx) error {
+		dup, conflict = false, false
+		receipts := tx.Bucket(bucketReceipts)
+		if v := receipts.Get([]byte(r.EventID)); v != nil {
+			old, err := decodeReceipt(r.EventID, v)
+			if err != nil {
+				return err
+			}
+			if bytes.Equal(old.Body, r.Body) {
+				dup = true
+			} else {
+				conflict = true
+			}
+			return nil
+		}
+		seq, err := receipts.NextSequence()
+		if err != nil {
+			return err
+		}
+		rec := *r
+		rec.Seq, rec.State = seq, shopbridge.ReceiptQueued
+		if err := receipts.Put([]byte(r.EventID), encodeReceipt(&rec)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketOutbox).Put(seqKey(seq), []byte(r.EventID)); err != nil {
+			return err
+		}
+		return applyToBill(tx, &rec)
+	})
+	if err != nil {
+		return false, fmt.Errorf("accept receipt %s: %w", r.EventID, err)
+	}
+	if conflict {
+		return false, shopbridge.Errorf(shopbridge.ECONFLICT, "id",
+			"event %s was already accepted with different content; nothing was overwritten", r.EventID)
+	}
+	if !dup {
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
+	return dup, nil
+}
+
+// applyToBill settles or reopens the bill a receipt names.
+func applyToBill(tx *bolt.Tx, r *shopbridge.Receipt) error {
+	if r.BillID == "" {
+		return nil
+	}
+	old, err := getBill(tx, r.BillID)
+	if err != nil || old == nil {
+		return err
+	}
+	b := *old
+	switch {
+	case settles(r):
+		if b.has(flagSettled) {
+			b.set(flagPaidTwice, true)
+		}
+		b.set(flagSettled, true)
+	case r.Type == "PAYBACK":
+		b.set(flagSettled, false)
+	default:
+		return nil
+	}
+	return putBill(tx, old, &b)
+}
+
+// Notify signals (coalesced) whenever a receipt enters the outbox.
+func (s *Store) Notify() <-chan struct{} { return s.notify }
+
+// Receipt returns the receipt with the given event id.
+func (s *Store) Receipt(eventID string) (*shopbridge.Receipt, error) {
+	var r *shopbridge.Receipt
+	err := s.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketReceipts).Get([]byte(eventID))
+		if v == nil {
+			return shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no receipt with event id %s", eventID)
+		}
+		var err error
+		r, err = decodeReceipt(eventID, v)
+		return err
+	})
+	return r, err
+}
+
+// Outbox returns up to limit queued receipts with a sequence above after,
+// oldest first.
+func (s *Store) Outbox(after uint64, limit int) ([]*shopbridge.Receipt, error) {
+	return s.queue(bucketOutbox, after, limit)
+}
+
+// Parked returns receipts the upstream refused, oldest first.
+func (s *Store) Parked() ([]*shopbridge.Receipt, error) { return s.queue(bucketParked, 0, 0) }
+
+func (s *Store) queue(name []byte, after uint64, limit int) ([]*shopbridge.Receipt, error) {
+	var out []*shopbridge.Receipt
+	err := s.view(func(tx *bolt.Tx) error {
+		receipts := tx.Bucket(bucketReceipts)
+		c := tx.Bucket(name).Cursor()
+		for k, id := c.Seek(seqKey(after + 1)); k != nil; k, id = c.Next() {
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+			v := receipts.Get(id)
+			if v == nil {
+				return fmt.Errorf("%s entry %x names missing receipt %s", name, k, id)
+			}
+			r, err := decodeReceipt(string(id), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// OldestQueued is the receive time of the oldest receipt in the outbox.
+func (s *Store) OldestQueued() (t time.Time) {
+	rs, err := s.Outbox(0, 1)
+	if err == nil && len(rs) == 1 {
+		t = rs[0].ReceivedAt
+	}
+	return t
+}
+
+// modifyReceipt changes one receipt in a shared commit.
+func (s *Store) modifyReceipt(eventID string, fn func(tx *bolt.Tx, r *shopbridge.Receipt) error) error {
+	return s.batch(func(tx *bolt.Tx) error {
+		receipts := tx.Bucket(bucketReceipts)
+		v := receipts.Get([]byte(eventID))
+		if v == nil {
+			return shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no receipt with event id %s", eventID)
+		}
+		r, err := decodeReceipt(eventID, v)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx, r); err != nil {
+			return err
+		}
+		return receipts.Put([]byte(eventID), encodeReceipt(r))
+	})
+}
+
+// MarkDelivered takes a receipt out of the outbox: the upstream has it.
+func (s *Store) MarkDelivered(eventID string, at time.Time) error {
+	return s.modifyReceipt(eventID, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
+		r.State, r.DeliveredAt, r.LastError = shopbridge.ReceiptDelivered, at, ""
+		r.Attempts++
+		if err := tx.Bucket(bucketParked).Delete(seqKey(r.Seq)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketOutbox).Delete(seqKey(r.Seq))
+	})
+}
+
+// MarkFailed records a failed attempt that will be retried; the receipt
+// keeps its place in the outbox.
+func (s *Store) MarkFailed(eventID, reason string) error {
+	return s.modifyReceipt(eventID, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
+		r.Attempts++
+		r.LastError = reason
+		return nil
+	})
+}
+
+// Park moves a receipt the upstream refused out of the outbox, with the
+// upstream's answer, for the operator to see and retry.
+func (s *Store) Park(eventID, answer string) error {
+	return s.modifyReceipt(eventID, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
+		r.Attempts++
+		r.State, r.LastError = shopbridge.ReceiptParked, answer
+		if err := tx.Bucket(bucketOutbox).Delete(seqKey(r.Seq)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketParked).Put(seqKey(r.Seq), []byte(eventID))
+	})
+}
+
+// ErrNotParked is returned by Retry for a receipt that is not parked.
+var ErrNotParked = errors.New("receipt is not parked")
+
+// Retry puts a parked receipt back into the outbox at its old place.
+func (s *Store) Retry(eventID string) error {
+	err := s.modifyReceipt(eventID, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
+		if r.State != shopbridge.ReceiptParked {
+			return shopbridge.Errorf(shopbridge.ECONFLICT, "id", "receipt %s is %s, not parked", eventID, r.State)
+		}
+		r.State = shopbridge.ReceiptQueued
+		if err := tx.Bucket(bucketParked).Delete(seqKey(r.Seq)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketOutbox).Put(seqKey(r.Seq), []byte(eventID))
+	})
+	if err == nil {
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
+
+// Receipts returns up to limit receipts, newest accepted first.
+func (s *Store) Receipts(limit int) ([]*shopbridge.Receipt, error) {
+	var out []*shopbridge.Receipt
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketReceipts).ForEach(func(k, v []byte) error {
+			r, err := decodeReceipt(string(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	// Event ids are not ordered; sort by acceptance.
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq > out[j].Seq })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, err
+}

@@ -1,0 +1,368 @@
+// Package storage keeps shopbridge's bills, receipts, outbox, journal and
+// meta in one bbolt file. It is the only package that imports bbolt; its
+// errors are the project's own (shopbridge.Error) or wrap bbolt's with the
+// store path.
+package storage
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shopbridge/shopbridge"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// SchemaVersion is the layout this build writes. A store with a higher
+// version was written by a newer shopbridge and is refused; a lower one is
+// migrated at open.
+const SchemaVersion = 2
+
+// FileName is the store's file inside the data directory.
+const FileName = "shopbridge.db"
+
+var (
+	bucketMeta      = []byte("meta")
+	bucketBills     = []byte("bills")      // id -> bill record
+	bucketByNumber  = []byte("bills.num")  // number \x00 id -> nil
+	bucketByDate    = []byte("bills.date") // date \x00 padded id -> id
+	bucketOpen      = []byte("bills.open") // date \x00 padded id -> id: the no-parameter list
+	bucketListed    = []byte("bills.listed")
+	bucketFresh     = []byte("bills.fresh")
+	bucketReceipts  = []byte("receipts") // event id -> receipt record
+	bucketOutbox    = []byte("outbox")   // seq -> event id
+	bucketParked    = []byte("parked")   // seq -> event id
+	bucketJournal   = []byte("journal")  // seq -> entry
+	bucketTerminals = []byte("terminals")
+
+	allBuckets = [][]byte{bucketMeta, bucketBills, bucketByNumber, bucketByDate, bucketOpen, bucketListed,
+		bucketFresh, bucketReceipts, bucketOutbox, bucketParked, bucketJournal, bucketTerminals}
+
+	keySchema       = []byte("schema")
+	keyInstanceID   = []byte("instance_id")
+	keySystem       = []byte("system")
+	keySyncedAt     = []byte("synced_at")
+	keyJournalBytes = []byte("journal_bytes")
+)
+
+// Options tune Open.
+type Options struct {
+	ReadOnly    bool
+	LockTimeout time.Duration // how long to wait for another process's lock; default 500ms
+	Logger      *slog.Logger
+}
+
+// Store is an open shopbridge store.
+type Store struct {
+	db     *bolt.DB
+	path   string
+	logger *slog.Logger
+
+	instanceID string
+	notify     chan struct{} // a receipt entered the outbox
+
+	commits atomic.Uint64
+	txMu    sync.Mutex
+	lastTx  int
+
+	metaMu   sync.RWMutex
+	system   string
+	syncedAt time.Time
+}
+
+// Open opens or creates the store at path (a file; see FileName).
+func Open(path string, opts Options) (*Store, error) {
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = 500 * time.Millisecond
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if !opts.ReadOnly {
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("store %s is locked by another process (is shopbridge already running?)", path)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path, logger: opts.Logger.With("part", "storage"), notify: make(chan struct{}, 1)}
+	if err := s.init(opts.ReadOnly); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) init(readOnly bool) error {
+	if readOnly {
+		return s.db.View(func(tx *bolt.Tx) error {
+			meta := tx.Bucket(bucketMeta)
+			if meta == nil {
+				return fmt.Errorf("store %s is empty or not a shopbridge store", s.path)
+			}
+			if v := schemaOf(meta); v > SchemaVersion {
+				return newerSchemaError(s.path, v)
+			}
+			s.loadMeta(meta)
+			return nil
+		})
+	}
+	return s.update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		version := 0
+		if meta != nil {
+			version = schemaOf(meta)
+		} else if hasBuckets(tx) {
+			return fmt.Errorf("store %s has no schema version: not a shopbridge store", s.path)
+		}
+		if version > SchemaVersion {
+			return newerSchemaError(s.path, version)
+		}
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta = tx.Bucket(bucketMeta)
+		if meta.Get(keyInstanceID) == nil {
+			id := make([]byte, 8)
+			if _, err := rand.Read(id); err != nil {
+				return err
+			}
+			if err := meta.Put(keyInstanceID, []byte(hex.EncodeToString(id))); err != nil {
+				return err
+			}
+		}
+		if version == 0 {
+			version = SchemaVersion // a new store needs no migration
+		}
+		for v := version; v < SchemaVersion; v++ {
+			s.logger.Info("migrating store", "from", v, "to", v+1, "path", s.path)
+			if err := migrations[v](tx); err != nil {
+				return fmt.Errorf("migrate store %s from schema %d to %d: %w", s.path, v, v+1, err)
+			}
+		}
+		if err := meta.Put(keySchema, []byte(fmt.Sprint(SchemaVersion))); err != nil {
+			return err
+		}
+		s.loadMeta(meta)
+		return nil
+	})
+}
+
+func newerSchemaError(path string, v int) error {
+	return fmt.Errorf("store %s has schema version %d, newer than this shopbridge %s understands (%d): install the newer version again or restore a backup",
+		path, v, shopbridge.Version, SchemaVersion)
+}
+
+func schemaOf(meta *bolt.Bucket) int {
+	var v int
+	fmt.Sscan(string(meta.Get(keySchema)), &v)
+	return v
+}
+
+func hasBuckets(tx *bolt.Tx) bool {
+	found := false
+	_ = tx.ForEach(func([]byte, *bolt.Bucket) error { found = true; return nil })
+	return found
+}
+
+func (s *Store) loadMeta(meta *bolt.Bucket) {
+	s.instanceID = string(meta.Get(keyInstanceID))
+	s.system = string(meta.Get(keySystem))
+	if v := meta.Get(keySyncedAt); v != nil {
+		s.syncedAt, _ = time.Parse(time.RFC3339Nano, string(v))
+	}
+}
+
+// migrations[v] moves a store from schema v to v+1 inside one transaction.
+var migrations = map[int]func(tx *bolt.Tx) error{
+	// Schema 1 kept terminals only in memory; schema 2 keeps them in a
+	// bucket, which the bucket creation above adds. Nothing to move.
+	1: func(tx *bolt.Tx) error { return nil },
+}
+
+// Close closes the store. It is safe to call twice.
+func (s *Store) Close() error {
+	if s == nil || s.db == nil {
+		return nil
+	}
+	return s.db.Close()
+}
+
+// Path returns the store's file.
+func (s *Store) Path() string { return s.path }
+
+// InstanceID is a random id made when the store was created; it names this
+// installation in discovery and status.
+func (s *Store) InstanceID() string { return s.instanceID }
+
+// Commits is the number of write transactions committed, each one round of
+// fsyncs; concurrent receipts share them.
+func (s *Store) Commits() uint64 { return s.commits.Load() }
+
+// Healthy reports whether the store is open and readable.
+func (s *Store) Healthy() bool {
+	return s.db.View(func(tx *bolt.Tx) error { return nil }) == nil
+}
+
+// update runs fn in a write transaction of its own.
+func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		tx.OnCommit(func() { s.commits.Add(1) })
+		return fn(tx)
+	})
+	return storeErr(err)
+}
+
+// batch runs fn in a write transaction it may share with concurrent callers
+// (one fsync for all). fn may run more than once and must not keep effects
+// outside tx between runs.
+func (s *Store) batch(fn func(tx *bolt.Tx) error) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		s.txMu.Lock()
+		if tx.ID() != s.lastTx {
+			s.lastTx = tx.ID()
+			tx.OnCommit(func() { s.commits.Add(1) })
+		}
+		s.txMu.Unlock()
+		return fn(tx)
+	})
+	return storeErr(err)
+}
+
+func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	return storeErr(s.db.View(fn))
+}
+
+// storeErr turns bbolt's own failures into the project's kinds.
+func storeErr(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) || errors.Is(err, berrors.ErrDatabaseReadOnly) {
+		return shopbridge.Errorf(shopbridge.EUNAVAILABLE, "store", "the store is unavailable: %v", err)
+	}
+	return err
+}
+
+// WriteTo writes a consistent snapshot of the whole store to w while readers
+// and writers go on.
+func (s *Store) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	err := s.view(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// BackupSize is the size WriteTo will write.
+func (s *Store) BackupSize() (n int64) {
+	_ = s.view(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	return n
+}
+
+// Check runs bbolt's consistency check over the whole store.
+func (s *Store) Check() error {
+	return s.view(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// CheckFile opens the store file at path read-only, checks its consistency
+// and that it is a shopbridge store this build can read.
+func CheckFile(path string) error {
+	s, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return s.Check()
+}
+
+// System returns the upstream's system string from its last successful hello.
+func (s *Store) System() string {
+	s.metaMu.RLock()
+	defer s.metaMu.RUnlock()
+	return s.system
+}
+
+// SetSystem stores the upstream's system string.
+func (s *Store) SetSystem(system string) error {
+	if s.System() == system {
+		return nil
+	}
+	err := s.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySystem, []byte(system)) })
+	if err == nil {
+		s.metaMu.Lock()
+		s.system = system
+		s.metaMu.Unlock()
+	}
+	return err
+}
+
+// SyncedAt is the time of the last successful pull; zero before any.
+func (s *Store) SyncedAt() time.Time {
+	s.metaMu.RLock()
+	defer s.metaMu.RUnlock()
+	return s.syncedAt
+}
+
+func putSyncedAt(tx *bolt.Tx, t time.Time) error {
+	return tx.Bucket(bucketMeta).Put(keySyncedAt, []byte(t.UTC().Format(time.RFC3339Nano)))
+}
+
+// Stats are the store's counts for status pages and metrics.
+type Stats struct {
+	Bills        int    `json:"bills"`
+	OpenBills    int    `json:"open_bills"`
+	Receipts     int    `json:"receipts"`
+	Outbox       int    `json:"outbox"`
+	Parked       int    `json:"parked"`
+	JournalBytes int64  `json:"journal_bytes"`
+	Journal      int    `json:"journal_entries"`
+	Commits      uint64 `json:"commits"`
+	FileBytes    int64  `json:"file_bytes"`
+}
+
+// Stats counts what the store holds.
+func (s *Store) Stats() (Stats, error) {
+	var st Stats
+	err := s.view(func(tx *bolt.Tx) error {
+		st.Bills = tx.Bucket(bucketBills).Stats().KeyN
+		st.OpenBills = tx.Bucket(bucketOpen).Stats().KeyN
+		st.Receipts = tx.Bucket(bucketReceipts).Stats().KeyN
+		st.Outbox = tx.Bucket(bucketOutbox).Stats().KeyN
+		st.Parked = tx.Bucket(bucketParked).Stats().KeyN
+		st.Journal = tx.Bucket(bucketJournal).Stats().KeyN
+		st.JournalBytes = getInt(tx.Bucket(bucketMeta), keyJournalBytes)
+		st.FileBytes = tx.Size()
+		return nil
+	})
+	st.Commits = s.Commits()
+	return st, err
+}
+
+// OutboxLen counts receipts waiting for the upstream, cheaply enough for
+// every metrics scrape.
+func (s *Store) OutboxLen() (n int) {
+	_ = s.view(func(tx *bolt.Tx) error { n = tx.Bucket(bucketOutbox).Stats().KeyN; return nil })
+	return n
+}

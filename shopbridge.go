@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -172,6 +173,12 @@ type ReadThrough interface {
 	// BillByID fetches, stores and returns the bill, or an ENOTFOUND error
 	// at once when the upstream is offline or does not know the bill.
 	BillByID(ctx context.Context, id string) (*Bill, error)
-	// BillByNumber does the same for a bill number.
-	BillByNumber(ctx context.Context, number string) (*Bill, error)
+	// ListByNumber asks the upstream's list for a bill number, stores what
+	// it finds (fetching the full bills) and returns the summaries.
+	ListByNumber(ctx context.Context, number string) ([]BillSummary, error)
+}
+
+// MetricsWriter writes Prometheus text-format lines about one part.
+type MetricsWriter interface {
+	WriteMetrics(w io.Writer)
 }

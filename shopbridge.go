@@ -28,6 +28,7 @@ const (
 	EINTERNAL     = "internal"     // 500
 	EINVALID      = "invalid"      // 400: malformed request (syntax)
 	EMISSING      = "missing"      // 400: a required field is absent or empty
+	EVALUE        = "value"        // 400: well-formed, but a value cannot be used
 	ENOTFOUND     = "not_found"    // 404
 	ETOOLARGE     = "too_large"    // 413
 	EUNAVAILABLE  = "unavailable"  // 503: the store is closed or broken

@@ -1,0 +1,207 @@
+// Package service runs shopbridge as an OS service (systemd on Linux, the
+// service control manager on Windows). It is the only package that imports
+// github.com/kardianos/service; it turns that library's errors into its own
+// and adds what the library does not do: a hardened systemd unit with a
+// short restart delay, the service user, Windows recovery actions, firewall
+// rules and an Event Log handler for slog.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	ks "github.com/kardianos/service"
+)
+
+// Name is the service's name in systemd and in the Windows SCM.
+const Name = "shopbridge"
+
+const (
+	displayName = "shopbridge"
+	description = "Local cloud API for the shop's cash registers: serves bills, keeps receipts, syncs with the CRM."
+)
+
+// ServiceFlag is the run flag the installed service is started with, so
+// the daemon knows it runs under the service manager instead of guessing
+// (Wine's services.exe, for one, fools x/sys's svc.IsWindowsService).
+const ServiceFlag = "--service"
+
+// Program is what the service runs: the daemon. Open returns once it
+// listens; Close stops it.
+type Program interface {
+	Open(ctx context.Context) error
+	Close() error
+}
+
+// State is what Status reports.
+type State int
+
+// States of the installed service.
+const (
+	NotInstalled State = iota
+	Stopped
+	Running
+)
+
+func (s State) String() string {
+	switch s {
+	case Running:
+		return "running"
+	case Stopped:
+		return "stopped"
+	default:
+		return "not installed"
+	}
+}
+
+// Errors callers tell apart.
+var (
+	ErrNotInstalled     = errors.New("the shopbridge service is not installed")
+	ErrAlreadyInstalled = errors.New("the shopbridge service is already installed (run shopbridge uninstall first)")
+)
+
+// Spec describes the service to install.
+type Spec struct {
+	// Args are the run flags the service starts with; Install adds
+	// "run" and ServiceFlag in front.
+	Args []string
+	// Executable is the binary to run; empty means this one.
+	Executable string
+	// Port is the TCP port terminals reach (Windows firewall rule).
+	Port int
+	// DataDir is the store directory when it is not the default one
+	// (made writable in the Linux unit's sandbox).
+	DataDir string
+}
+
+// adapter turns a Program into kardianos's Interface: Start opens the
+// daemon (which returns once it listens) and Stop closes it. It remembers
+// the first error, because on Windows kardianos only reports it to the SCM.
+type adapter struct {
+	p      Program
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	err    error
+}
+
+func (a *adapter) Start(ks.Service) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	if err := a.p.Open(ctx); err != nil {
+		cancel()
+		a.setErr(err)
+		return err
+	}
+	slog.Default().With("part", "service").Info("service started", "name", Name)
+	return nil
+}
+
+func (a *adapter) Stop(ks.Service) error {
+	slog.Default().With("part", "service").Info("service stopping", "name", Name)
+	err := a.p.Close()
+	if a.cancel != nil {
+		a.cancel()
+	}
+	if err != nil {
+		a.setErr(err)
+	}
+	return err
+}
+
+func (a *adapter) setErr(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.err == nil {
+		a.err = err
+	}
+}
+
+func (a *adapter) firstErr() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+// newService builds the kardianos service for spec (nil: for control only).
+func newService(i ks.Interface, spec *Spec) (ks.Service, error) {
+	c := &ks.Config{
+		Name:        Name,
+		DisplayName: displayName,
+		Description: description,
+		Option:      ks.KeyValue{},
+	}
+	if spec != nil {
+		c.Executable = spec.Executable
+		c.Arguments = append([]string{"run", ServiceFlag}, spec.Args...)
+	}
+	platformConfig(c, spec)
+	if i == nil {
+		i = &adapter{}
+	}
+	s, err := ks.New(i, c)
+	if err != nil {
+		return nil, fmt.Errorf("service manager: %w", err)
+	}
+	return s, nil
+}
+
+// Start starts the installed service.
+func Start() error { return control("start", ks.Service.Start) }
+
+// Stop stops the installed service.
+func Stop() error { return control("stop", ks.Service.Stop) }
+
+// Restart stops and starts the installed service.
+func Restart() error { return control("restart", ks.Service.Restart) }
+
+func control(what string, f func(ks.Service) error) error {
+	s, err := newService(nil, nil)
+	if err != nil {
+		return err
+	}
+	st, err := status(s)
+	if err != nil {
+		return err
+	}
+	if st == NotInstalled {
+		return ErrNotInstalled
+	}
+	if err := f(s); err != nil {
+		return fmt.Errorf("%s %s: %w", what, Name, err)
+	}
+	return nil
+}
+
+// Status reports whether the service is running, stopped or not installed.
+func Status() (State, error) {
+	s, err := newService(nil, nil)
+	if err != nil {
+		return NotInstalled, err
+	}
+	return status(s)
+}
+
+func status(s ks.Service) (State, error) {
+	st, err := s.Status()
+	switch {
+	case errors.Is(err, ks.ErrNotInstalled):
+		return NotInstalled, nil
+	case err != nil && strings.Contains(err.Error(), "failed state"):
+		// systemd gave up on it (or it exited 2 on a bad config):
+		// installed and not running.
+		return Stopped, nil
+	case err != nil:
+		return NotInstalled, fmt.Errorf("status of %s: %w", Name, err)
+	case st == ks.StatusRunning:
+		return Running, nil
+	default:
+		return Stopped, nil
+	}
+}
+
+// Platform names the service manager in use, for messages.
+func Platform() string { return ks.Platform() }

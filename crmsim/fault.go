@@ -166,7 +166,7 @@ func (s *Server) setOn(on bool) error {
 		if s.faultOn {
 			s.stopAPI()
 		} else if s.apiSrv == nil && !s.closed {
-			if err := s.startAPI(); err != nil {
+			if _, err := s.startAPI(); err != nil {
 				return err
 			}
 		}

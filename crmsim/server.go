@@ -124,7 +124,8 @@ func Open(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	err := s.startAPI()
+	addr, err := s.startAPI()
+	s.apiAddr = addr // fixed from now on: a refused listener reopens on this port
 	s.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -198,13 +199,13 @@ func (s *Server) ControlURL() string {
 	return "http://" + s.ctlAddr
 }
 
-// startAPI binds the API listener on apiAddr and serves it. s.mu is held.
-func (s *Server) startAPI() error {
+// startAPI binds the API listener on apiAddr, serves it and returns the
+// bound address. s.mu is held.
+func (s *Server) startAPI() (string, error) {
 	ln, err := net.Listen("tcp", s.apiAddr)
 	if err != nil {
-		return fmt.Errorf("crmsim: api listener: %w", err)
+		return "", fmt.Errorf("crmsim: api listener: %w", err)
 	}
-	s.apiAddr = ln.Addr().String()
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(s.serveAPI),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -216,7 +217,7 @@ func (s *Server) startAPI() error {
 		defer s.wg.Done()
 		_ = srv.Serve(ln)
 	}()
-	return nil
+	return ln.Addr().String(), nil
 }
 
 // stopAPI closes the API listener and every connection on it. s.mu is held.

@@ -137,3 +137,30 @@ func TestNetnsPort5353Taken(t *testing.T) {
 	ann.waitStatus(i, 15*time.Second, "announcing after the port was freed", func(s Status) bool { return s.State == "announcing" })
 	r.browseUntil(t, 10*time.Second, "the daemon", func(f []Instance) bool { return len(f) == 1 && f[0].URL != "" })
 }
+
+// TestNetnsAddressChange: after the daemon's address changes, a fresh browse
+// sees the new address, without a restart.
+func TestNetnsAddressChange(t *testing.T) {
+	needNetns(t)
+	t.Parallel()
+	d, r := newNS(t, "d"), newNS(t, "r")
+	link(t, d, "eth0", r, "eth0")
+	d.addr(t, "eth0", "10.76.1.1/24")
+	r.addr(t, "eth0", "10.76.1.2/24")
+	ann := d.start(t, "announce", "ANNOUNCE_NAME=moving", "ANNOUNCE_ID=moving-id")
+	_, i := ann.waitStatus(0, 10*time.Second, "announcing", func(s Status) bool { return s.State == "announcing" })
+	r.browseUntil(t, 10*time.Second, "the daemon at 10.76.1.1", func(f []Instance) bool { return len(f) == 1 && hasIP(f[0], "10.76.1.1") })
+
+	// Keep the new address when the old primary goes, as a DHCP renumbering does.
+	run(t, "ip", "netns", "exec", d.name, "sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1")
+	changed := time.Now()
+	run(t, "ip", "-n", d.name, "addr", "add", "10.76.1.7/24", "dev", "eth0")
+	run(t, "ip", "-n", d.name, "addr", "del", "10.76.1.1/24", "dev", "eth0")
+	ann.waitStatus(i, 10*time.Second, "status with the new address", func(s Status) bool {
+		return len(s.Interfaces) == 1 && slices.Contains(s.Interfaces[0].Addrs, "10.76.1.7")
+	})
+	found := r.browseUntil(t, 10*time.Second, "the new address 10.76.1.7 only", func(f []Instance) bool {
+		return len(f) == 1 && slices.Equal(v4s(f[0]), []string{"10.76.1.7"}) && f[0].URL != ""
+	})
+	t.Logf("MEASURE address change → new address offered to a fresh browse: %v (%v)", time.Since(changed).Round(10*time.Millisecond), ipStrings(found[0]))
+}

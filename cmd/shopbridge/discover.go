@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/shopbridge/shopbridge/discovery"
+)
+
+func init() {
+	register(&command{
+		name:  "discover",
+		usage: "browse the LAN for shopbridge daemons (mDNS) and check each with hello",
+		run:   runDiscover,
+	})
+}
+
+// runDiscover is the installer's check that registers can find the daemon:
+// it browses exactly as a register does and calls hello on what it finds.
+// Exit 0 when at least one instance answered hello, 1 otherwise.
+func runDiscover(args []string) int {
+	fs := flag.NewFlagSet("discover", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	timeout := fs.Duration("timeout", 3*time.Second, "how long to listen for answers")
+	asJSON := fs.Bool("json", false, "print the instances as a JSON array")
+	ifaces := fs.String("mdns-iface", "", "comma-separated interfaces to browse on (default: the LAN interfaces)")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: shopbridge discover [--timeout 3s] [--json] [--mdns-iface a,b]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "shopbridge discover: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *timeout <= 0 {
+		fmt.Fprintf(os.Stderr, "shopbridge discover: --timeout %v: must be positive\n", *timeout)
+		return 2
+	}
+	var names []string
+	for _, n := range strings.Split(*ifaces, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	found, err := discovery.Browse(ctx, *timeout, names)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "shopbridge discover: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		if found == nil {
+			found = []discovery.Instance{}
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(found); err != nil {
+			fmt.Fprintf(os.Stderr, "shopbridge discover: %v\n", err)
+			return 1
+		}
+	} else {
+		printInstances(os.Stdout, found, *timeout)
+	}
+	for _, in := range found {
+		if in.Err == "" {
+			return 0
+		}
+	}
+	return 1
+}
+
+func printInstances(w io.Writer, found []discovery.Instance, timeout time.Duration) {
+	if len(found) == 0 {
+		fmt.Fprintf(w, "no shopbridge daemon answered within %v.\n", timeout)
+		fmt.Fprintln(w, "Check that the daemon runs with --mdns=true, that this PC is on the same LAN segment,")
+		fmt.Fprintln(w, "and that multicast and UDP 5353 are allowed (see README, Discovery).")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tADDRESSES\tPORT\tPROTOCOL\tSYSTEM\tHELLO\tTXT")
+	for _, in := range found {
+		addrs := make([]string, len(in.Addrs))
+		for i, ip := range in.Addrs {
+			addrs[i] = ip.String()
+		}
+		keys := make([]string, 0, len(in.TXT))
+		for k := range in.TXT {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		txt := make([]string, len(keys))
+		for i, k := range keys {
+			txt[i] = k + "=" + in.TXT[k]
+		}
+		status := "ok " + in.URL
+		if in.Err != "" {
+			status = "FAILED: " + in.Err
+		}
+		system := in.System
+		if system == "" {
+			system = "-"
+		}
+		protocol := in.Protocol
+		if protocol == "" {
+			protocol = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", in.Name, strings.Join(addrs, ","), in.Port, protocol, system, status, strings.Join(txt, " "))
+	}
+	tw.Flush()
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 
@@ -78,14 +79,23 @@ type Spec struct {
 	DataDir string
 }
 
+// failer is a Program that can fail after Open: the daemon's HTTP server
+// dying, say. The service then exits with status 1, so the service manager
+// restarts it.
+type failer interface {
+	Done() <-chan error
+}
+
 // adapter turns a Program into kardianos's Interface: Start opens the
 // daemon (which returns once it listens) and Stop closes it. It remembers
 // the first error, because on Windows kardianos only reports it to the SCM.
 type adapter struct {
-	p      Program
-	cancel context.CancelFunc
-	mu     sync.Mutex
-	err    error
+	p        Program
+	cancel   context.CancelFunc
+	mu       sync.Mutex
+	err      error
+	stopping bool
+	exit     func(code int) // os.Exit; tests replace it
 }
 
 func (a *adapter) Start(ks.Service) error {
@@ -97,11 +107,38 @@ func (a *adapter) Start(ks.Service) error {
 		return err
 	}
 	slog.Default().With("part", "service").Info("service started", "name", Name)
+	if f, ok := a.p.(failer); ok {
+		go a.watch(f.Done())
+	}
 	return nil
+}
+
+// watch ends the process when the program fails on its own, so the
+// service manager sees a failure and restarts it (Restart=always, the
+// SCM's recovery actions). Without this a dead listener would sit in a
+// "running" service.
+func (a *adapter) watch(done <-chan error) {
+	err, ok := <-done
+	a.mu.Lock()
+	stopping := a.stopping
+	a.mu.Unlock()
+	if stopping || !ok || err == nil || errors.Is(err, context.Canceled) {
+		return
+	}
+	slog.Default().With("part", "service").Error("daemon failed; exiting so the service manager restarts it", "err", err)
+	_ = a.p.Close()
+	exit := a.exit
+	if exit == nil {
+		exit = os.Exit
+	}
+	exit(1)
 }
 
 func (a *adapter) Stop(ks.Service) error {
 	slog.Default().With("part", "service").Info("service stopping", "name", Name)
+	a.mu.Lock()
+	a.stopping = true
+	a.mu.Unlock()
 	err := a.p.Close()
 	if a.cancel != nil {
 		a.cancel()

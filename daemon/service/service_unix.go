@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -210,3 +211,7 @@ func Setup(port int) error { return errors.New("service setup is only for the Wi
 
 // Teardown undoes Setup; there is nothing to do outside Windows.
 func Teardown() error { return errors.New("service teardown is only for the Windows installer") }
+
+// LogHandler returns the slog handler the service should log through, or
+// nil to keep logging to stderr: systemd sends that to the journal.
+func LogHandler(level slog.Leveler) slog.Handler { return nil }

@@ -182,8 +182,8 @@ func exePath(cmdline string) string {
 	return words[0]
 }
 
-// Run runs p under the SCM and sends slog's records to the Event Log. It
-// calls svc.Run itself: kardianos decides from svc.IsWindowsService, which
+// Run runs p under the SCM (log through LogHandler to reach the Event
+// Log). It calls svc.Run itself: kardianos decides from svc.IsWindowsService, which
 // answers false under Wine's services.exe, and would then wait for Ctrl-C
 // instead of answering the SCM.
 func Run(p Program) error {
@@ -195,9 +195,6 @@ func Run(p Program) error {
 	h, ok := s.(svc.Handler)
 	if !ok {
 		return fmt.Errorf("service: %T is no svc.Handler", s)
-	}
-	if l, err := s.SystemLogger(nil); err == nil {
-		slog.SetDefault(slog.New(newEventHandler(l, slog.LevelInfo)))
 	}
 	if err := svc.Run(Name, h); err != nil {
 		return fmt.Errorf("%s was given but the Windows service manager did not start this process (use shopbridge run without it, or shopbridge start): %w", ServiceFlag, err)
@@ -233,4 +230,19 @@ func addFirewallRules(exe string, port int) error {
 
 func deleteFirewallRules() error {
 	return netsh(fmt.Sprintf(`advfirewall firewall delete rule name="%s"`, firewallRule))
+}
+
+// LogHandler returns a slog handler writing to the Windows Event Log under
+// the service's source (registered at install), or nil when the source
+// cannot be opened.
+func LogHandler(level slog.Leveler) slog.Handler {
+	s, err := newService(nil, nil)
+	if err != nil {
+		return nil
+	}
+	l, err := s.SystemLogger(nil)
+	if err != nil {
+		return nil
+	}
+	return newEventHandler(l, level)
 }

@@ -40,6 +40,8 @@ func runRole(role string) int {
 		return roleRegister()
 	case "block5353":
 		return roleBlock5353()
+	case "get":
+		return roleGet()
 	}
 	fmt.Fprintf(os.Stderr, "unknown role %q\n", role)
 	return 2
@@ -213,4 +215,18 @@ func roleBlock5353() int {
 	defer c.Close()
 	fmt.Println("BOUND")
 	select {}
+}
+
+// roleGet prints the body of GET $GET_URL, for endpoints that answer
+// loopback only (admin/api/status).
+func roleGet() int {
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(os.Getenv("GET_URL"))
+	if err != nil {
+		fmt.Println("ERROR", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Printf("BODY %s\n", bytes.Join(bytes.Fields(body), []byte(" ")))
+	return 0
 }

@@ -1,0 +1,97 @@
+package discovery
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildOut  []byte
+)
+
+// shopbridgeBinary builds the real daemon once per test run.
+func shopbridgeBinary(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("skipped: the go tool is needed to build bin/shopbridge for the end-to-end test")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "shopbridge-e2e-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "shopbridge")
+		cmd := exec.Command("go", "build", "-o", binPath, "../cmd/shopbridge")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		buildOut, buildErr = cmd.CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("go build ../cmd/shopbridge: %v\n%s", buildErr, buildOut)
+	}
+	return binPath
+}
+
+// TestNetnsDaemonEndToEnd runs the real `shopbridge run` in one namespace
+// and a register in another: the register finds it with no address
+// configured and walks hello → list → bill → receipt against the
+// discovered address; admin/api/status shows the announcement; SIGTERM ends
+// it cleanly with a goodbye.
+func TestNetnsDaemonEndToEnd(t *testing.T) {
+	needNetns(t)
+	bin := shopbridgeBinary(t)
+	t.Parallel()
+	d, r := newNS(t, "d"), newNS(t, "r")
+	link(t, d, "eth0", r, "eth0")
+	d.addr(t, "eth0", "10.77.1.1/24")
+	r.addr(t, "eth0", "10.77.1.2/24")
+
+	data := t.TempDir()
+	start := time.Now()
+	daemon := d.startCmd(t, nil, "sh", "-c", "exec "+bin+` run --listen :8480 --data `+data+` --demo --mdns=true --name "shopbridge e2e" 2>&1`)
+	daemon.waitLine(0, 15*time.Second, "the daemon listening", func(l string) bool { return strings.Contains(l, "msg=listening") })
+	found := r.browseUntil(t, 15*time.Second, "the real daemon", func(f []Instance) bool { return len(f) == 1 && f[0].URL != "" })
+	t.Logf("MEASURE real daemon start → first successful browse+hello: %v", time.Since(start).Round(10*time.Millisecond))
+	in := found[0]
+	if in.Name != "shopbridge e2e" || in.Port != 8480 || in.URL != "http://10.77.1.1:8480/api/v2" || in.Protocol != "0.1.0" {
+		t.Errorf("found %+v", in)
+	}
+	_, flows := r.browse(t, 2*time.Second, true)
+	if len(flows) != 1 || !strings.HasPrefix(flows[0], "FLOW ok") {
+		t.Fatalf("register flow against the real daemon: %v", flows)
+	}
+
+	get := d.start(t, "get", "GET_URL=http://127.0.0.1:8480/admin/api/status")
+	line, _ := get.waitLine(0, 10*time.Second, "status body", func(l string) bool { return strings.HasPrefix(l, "BODY ") })
+	var st struct {
+		InstanceID string `json:"instance_id"`
+		MDNS       Status `json:"mdns"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "BODY ")), &st); err != nil {
+		t.Fatalf("admin/api/status: %v: %s", err, line)
+	}
+	if st.MDNS.State != "announcing" || st.MDNS.Instance != "shopbridge e2e" || st.MDNS.Port != 8480 ||
+		st.MDNS.Host != hostLabel(st.InstanceID)+".local." || len(st.MDNS.Interfaces) != 1 || st.MDNS.Interfaces[0].Name != "eth0" {
+		t.Errorf("admin/api/status mdns = %+v (instance_id %q)", st.MDNS, st.InstanceID)
+	}
+	if in.TXT["id"] != st.InstanceID {
+		t.Errorf("TXT id = %q, status instance_id = %q", in.TXT["id"], st.InstanceID)
+	}
+
+	daemon.signal(syscall.SIGTERM)
+	daemon.wait(t, 15*time.Second)
+	if code := daemon.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d", code)
+	}
+	daemon.waitLine(0, 0, "goodbye in the log", func(l string) bool { return strings.Contains(l, "mDNS goodbye sent") })
+}

@@ -1,0 +1,320 @@
+// Package daemon wires shopbridge together: the store, the journal writer,
+// upstream sync, the HTTP server and discovery. Open returns once the
+// listener is bound; Close undoes everything in reverse order.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/shopbridge/shopbridge"
+	"github.com/shopbridge/shopbridge/api"
+	"github.com/shopbridge/shopbridge/crmsim"
+	"github.com/shopbridge/shopbridge/discovery"
+	"github.com/shopbridge/shopbridge/storage"
+	upsync "github.com/shopbridge/shopbridge/sync"
+)
+
+// ShutdownGrace is how long Close lets requests in flight finish.
+const ShutdownGrace = 10 * time.Second
+
+// Daemon is one running shopbridge.
+type Daemon struct {
+	Config Config
+	Logger *slog.Logger
+	// Now is the clock for date=today; tests may set it.
+	Now func() time.Time
+
+	Store     *storage.Store
+	journal   *journalWriter
+	syncer    *upsync.Syncer
+	server    *api.Server
+	http      *http.Server
+	ln        net.Listener
+	announcer *discovery.Announcer
+	started   time.Time
+	serveErr  chan error
+}
+
+// New returns a daemon for cfg; nothing runs until Open.
+func New(cfg Config, logger *slog.Logger) *Daemon {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Daemon{Config: cfg, Logger: logger, Now: time.Now}
+}
+
+// StartError is a runtime failure at start (port taken, store locked): the
+// process exits 1 with its one line.
+type StartError struct{ Err error }
+
+func (e *StartError) Error() string { return e.Err.Error() }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// Open opens the store, starts the journal, sync and HTTP server, and
+// returns once the listener is bound and discovery started.
+func (d *Daemon) Open(ctx context.Context) (err error) {
+	d.started = time.Now()
+	defer func() {
+		if err != nil {
+			d.Close()
+			err = &StartError{err}
+		}
+	}()
+	cfg := d.Config
+	d.Store, err = storage.Open(filepath.Join(cfg.DataDir, storage.FileName), storage.Options{Logger: d.Logger})
+	if err != nil {
+		return err
+	}
+	if cfg.Demo {
+		if err := seedDemo(d.Store); err != nil {
+			return fmt.Errorf("seed demo bills: %w", err)
+		}
+	}
+	d.journal = newJournalWriter(d.Store, d.Logger, cfg.JournalMaxAge, cfg.JournalMaxSize)
+	d.journal.open()
+
+	var readThrough shopbridge.ReadThrough
+	var metrics []shopbridge.MetricsWriter
+	if cfg.Upstream != "" {
+		d.syncer = upsync.New(upsync.Config{URL: cfg.Upstream, Token: cfg.UpstreamToken, Interval: cfg.SyncInterval,
+			Timezone: cfg.Timezone, Journal: d.journal, Logger: d.Logger}, d.Store)
+		readThrough = d.syncer
+		metrics = append(metrics, d.syncer)
+	}
+	metrics = append(metrics, journalMetrics{d.journal})
+	d.server = api.New(api.Config{
+		Store: d.Store, ReadThrough: readThrough, Journal: d.journal, Logger: d.Logger,
+		TerminalToken: cfg.TerminalToken, AdminToken: cfg.AdminToken, Allow: cfg.Allow,
+		Location: cfg.Timezone, Now: func() time.Time { return d.Now() }, Status: d.status, Metrics: metrics,
+	})
+
+	d.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("listen on %s: the port is already in use (another shopbridge or program holds it)", cfg.Listen)
+		}
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	d.http = &http.Server{
+		Handler:           d.server,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(d.Logger.With("part", "http").Handler(), slog.LevelWarn),
+	}
+	d.serveErr = make(chan error, 1)
+	go func() { d.serveErr <- d.http.Serve(d.ln) }()
+
+	if d.syncer != nil {
+		if err := d.syncer.Open(ctx); err != nil {
+			return fmt.Errorf("start sync: %w", err)
+		}
+	}
+	if cfg.MDNS {
+		d.announcer = discovery.New(discovery.Config{Instance: cfg.Name, InstanceID: d.Store.InstanceID(),
+			Version: shopbridge.Version, Port: d.Port(), Ifaces: cfg.MDNSIfaces, Logger: d.Logger})
+		if err := d.announcer.Open(ctx); err != nil {
+			return fmt.Errorf("start discovery: %w", err)
+		}
+	}
+	d.Logger.Info("listening", "addr", d.Addr(), "data", cfg.DataDir, "upstream", upstreamLabel(cfg.Upstream),
+		"mdns", cfg.MDNS, "version", shopbridge.Version, "ready_ms", time.Since(d.started).Milliseconds())
+	return nil
+}
+
+func upstreamLabel(u string) string {
+	if u == "" {
+		return "none"
+	}
+	return u
+}
+
+// Addr is the bound listener address.
+func (d *Daemon) Addr() string {
+	if d.ln == nil {
+		return ""
+	}
+	return d.ln.Addr().String()
+}
+
+// Port is the bound TCP port (what discovery announces).
+func (d *Daemon) Port() int {
+	if d.ln == nil {
+		return 0
+	}
+	return d.ln.Addr().(*net.TCPAddr).Port
+}
+
+// Done reports a serving failure after Open.
+func (d *Daemon) Done() <-chan error { return d.serveErr }
+
+// Close stops discovery (goodbye), lets requests in flight finish, stops
+// sync, writes the last journal entries and closes the store.
+func (d *Daemon) Close() error {
+	var errs []error
+	if d.announcer != nil {
+		errs = append(errs, d.announcer.Close())
+		d.announcer = nil
+	}
+	if d.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+		errs = append(errs, d.http.Shutdown(ctx))
+		cancel()
+		d.http = nil
+	} else if d.ln != nil {
+		d.ln.Close()
+	}
+	if d.syncer != nil {
+		errs = append(errs, d.syncer.Close())
+		d.syncer = nil
+	}
+	if d.journal != nil {
+		d.journal.close()
+		d.journal = nil
+	}
+	if d.Store != nil {
+		errs = append(errs, d.Store.Close())
+		d.Store = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Status is the body of admin/api/status.
+type Status struct {
+	Version       string             `json:"version"`
+	InstanceID    string             `json:"instance_id"`
+	Name          string             `json:"name"`
+	Addr          string             `json:"addr"`
+	StartedAt     time.Time          `json:"started_at"`
+	Upstream      string             `json:"upstream"`
+	UpstreamURL   string             `json:"upstream_url,omitempty"`
+	UpstreamSince *time.Time         `json:"upstream_since"`
+	LastPullAt    *time.Time         `json:"last_pull_at"`
+	LastPushAt    *time.Time         `json:"last_push_at"`
+	LastError     string             `json:"last_error,omitempty"`
+	SyncedAt      *time.Time         `json:"synced_at"`
+	System        string             `json:"system"`
+	Bills         int                `json:"bills"`
+	OpenBills     int                `json:"open_bills"`
+	PaidTwice     []string           `json:"paid_twice"`
+	Receipts      int                `json:"receipts"`
+	Outbox        int                `json:"outbox"`
+	OutboxOldest  *time.Time         `json:"outbox_oldest"`
+	Parked        int                `json:"parked"`
+	ParkedList    []ParkedReceipt    `json:"parked_receipts"`
+	Terminals     []storage.Terminal `json:"terminals"`
+	Journal       JournalStatus      `json:"journal"`
+	Store         storage.Stats      `json:"store"`
+	MDNS          any                `json:"mdns"`
+}
+
+// ParkedReceipt is a receipt the upstream refused, for the operator.
+type ParkedReceipt struct {
+	EventID    string    `json:"event_id"`
+	BillID     string    `json:"bill_id,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+	Attempts   int       `json:"attempts"`
+	Answer     string    `json:"answer"`
+}
+
+// JournalStatus tells how the journal writer keeps up.
+type JournalStatus struct {
+	Written uint64  `json:"written"`
+	Dropped uint64  `json:"dropped"`
+	Queued  int     `json:"queued"`
+	LagMS   float64 `json:"lag_ms"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func (d *Daemon) status() any {
+	st := Status{Version: shopbridge.Version, InstanceID: d.Store.InstanceID(), Name: d.Config.Name, Addr: d.Addr(),
+		StartedAt: d.started, Upstream: shopbridge.UpstreamNone, SyncedAt: timePtr(d.Store.SyncedAt()),
+		System: d.Store.System(), PaidTwice: []string{}, ParkedList: []ParkedReceipt{}, Terminals: []storage.Terminal{}}
+	if s, err := d.Store.Stats(); err == nil {
+		st.Store = s
+		st.Bills, st.OpenBills, st.Receipts, st.Outbox, st.Parked = s.Bills, s.OpenBills, s.Receipts, s.Outbox, s.Parked
+	}
+	st.OutboxOldest = timePtr(d.Store.OldestQueued())
+	if ids, err := d.Store.PaidTwice(); err == nil && ids != nil {
+		st.PaidTwice = ids
+	}
+	if rs, err := d.Store.Parked(); err == nil {
+		for _, r := range rs {
+			st.ParkedList = append(st.ParkedList, ParkedReceipt{EventID: r.EventID, BillID: r.BillID,
+				ReceivedAt: r.ReceivedAt, Attempts: r.Attempts, Answer: r.LastError})
+		}
+	}
+	if d.journal != nil {
+		st.Terminals = d.journal.Terminals()
+		st.Journal = JournalStatus{Written: d.journal.written.Load(), Dropped: d.journal.dropped.Load(),
+			Queued: len(d.journal.ch), LagMS: float64(d.journal.lagNS.Load()) / 1e6}
+	}
+	if d.syncer != nil {
+		ss := d.syncer.Status()
+		st.Upstream, st.UpstreamURL, st.LastError = ss.Upstream, ss.UpstreamURL, ss.LastError
+		st.UpstreamSince, st.LastPullAt, st.LastPushAt = timePtr(ss.UpstreamSince), timePtr(ss.LastPullAt), timePtr(ss.LastPushAt)
+	}
+	if d.announcer != nil {
+		st.MDNS = d.announcer.Status()
+	} else {
+		st.MDNS = map[string]string{"state": "off"}
+	}
+	return st
+}
+
+// seedDemo fills an empty store with the simulator's sample bills, so a
+// person can try the API with curl right away.
+func seedDemo(st *storage.Store) error {
+	if s, err := st.Stats(); err != nil || s.Bills > 0 {
+		return err
+	}
+	data := crmsim.DefaultData()
+	now := time.Now()
+	var sums []shopbridge.BillSummary
+	for _, raw := range data.Bills {
+		b, _, err := st.PutBill(raw, now)
+		if err != nil {
+			return err
+		}
+		sums = append(sums, b.Summary)
+	}
+	if _, err := st.ApplyList(sums, storage.ListPartial, now); err != nil {
+		return err
+	}
+	return st.SetSystem(data.System)
+}
+
+// journalMetrics exposes the journal writer's counters.
+type journalMetrics struct{ j *journalWriter }
+
+func (m journalMetrics) WriteMetrics(w io.Writer) {
+	fmt.Fprintln(w, "# HELP shopbridge_journal_written_total Journal entries written.")
+	fmt.Fprintln(w, "# TYPE shopbridge_journal_written_total counter")
+	fmt.Fprintf(w, "shopbridge_journal_written_total %d\n", m.j.written.Load())
+	fmt.Fprintln(w, "# HELP shopbridge_journal_dropped_total Journal entries dropped because the writer fell behind.")
+	fmt.Fprintln(w, "# TYPE shopbridge_journal_dropped_total counter")
+	fmt.Fprintf(w, "shopbridge_journal_dropped_total %d\n", m.j.dropped.Load())
+	fmt.Fprintln(w, "# HELP shopbridge_journal_queued Journal entries waiting to be written.")
+	fmt.Fprintln(w, "# TYPE shopbridge_journal_queued gauge")
+	fmt.Fprintf(w, "shopbridge_journal_queued %d\n", len(m.j.ch))
+	fmt.Fprintln(w, "# HELP shopbridge_journal_lag_seconds Age of the oldest entry of the last batch when it was written.")
+	fmt.Fprintln(w, "# TYPE shopbridge_journal_lag_seconds gauge")
+	fmt.Fprintf(w, "shopbridge_journal_lag_seconds %g\n", float64(m.j.lagNS.Load())/1e9)
+}

@@ -1,0 +1,204 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shopbridge/shopbridge"
+	"github.com/shopbridge/shopbridge/storage"
+)
+
+// journalWriter takes journal entries off the request path: Record only
+// queues (dropping, and counting, when the queue is full, so a terminal
+// never waits), and one goroutine writes them in batches, one commit each,
+// keeps the terminals seen and prunes by age and size.
+type journalWriter struct {
+	store    *storage.Store
+	logger   *slog.Logger
+	maxAge   time.Duration
+	maxBytes int64
+
+	ch      chan shopbridge.JournalEntry
+	dropped atomic.Uint64
+	written atomic.Uint64
+	lagNS   atomic.Int64 // age of the oldest entry in the last batch when written
+
+	mu        sync.Mutex
+	terminals map[string]storage.Terminal
+	dirty     map[string]bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+const (
+	journalQueue = 16384
+	journalBatch = 2048
+)
+
+func newJournalWriter(st *storage.Store, logger *slog.Logger, maxAge time.Duration, maxBytes int64) *journalWriter {
+	j := &journalWriter{store: st, logger: logger.With("part", "journal"), maxAge: maxAge, maxBytes: maxBytes,
+		ch: make(chan shopbridge.JournalEntry, journalQueue), terminals: map[string]storage.Terminal{}, dirty: map[string]bool{}}
+	if ts, err := st.Terminals(); err == nil {
+		for _, t := range ts {
+			j.terminals[terminalKey(t)] = t
+		}
+	}
+	return j
+}
+
+func terminalKey(t storage.Terminal) string {
+	if t.Device != "" {
+		return t.Device
+	}
+	return t.Address
+}
+
+// Record queues an entry; it never blocks.
+func (j *journalWriter) Record(e shopbridge.JournalEntry) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	select {
+	case j.ch <- e:
+	default:
+		j.dropped.Add(1)
+	}
+}
+
+func (j *journalWriter) open() {
+	ctx, cancel := context.WithCancel(context.Background())
+	j.cancel = cancel
+	j.wg.Add(1)
+	go j.loop(ctx)
+}
+
+// close writes what is queued and stops.
+func (j *journalWriter) close() {
+	if j.cancel == nil {
+		return
+	}
+	j.cancel()
+	j.wg.Wait()
+}
+
+func (j *journalWriter) loop(ctx context.Context) {
+	defer j.wg.Done()
+	prune := time.NewTimer(10 * time.Second)
+	defer prune.Stop()
+	flush := time.NewTimer(10 * time.Second)
+	defer flush.Stop()
+	batch := make([]shopbridge.JournalEntry, 0, journalBatch)
+	for {
+		select {
+		case e := <-j.ch:
+			batch = append(batch[:0], e)
+		drain:
+			for len(batch) < journalBatch {
+				select {
+				case e := <-j.ch:
+					batch = append(batch, e)
+				default:
+					break drain
+				}
+			}
+			j.write(batch)
+		case <-prune.C:
+			j.prune()
+			prune.Reset(time.Minute)
+		case <-flush.C:
+			j.flushTerminals()
+			flush.Reset(10 * time.Second)
+		case <-ctx.Done():
+			for {
+				batch = batch[:0]
+				for len(batch) < journalBatch {
+					select {
+					case e := <-j.ch:
+						batch = append(batch, e)
+						continue
+					default:
+					}
+					break
+				}
+				if len(batch) == 0 {
+					break
+				}
+				j.write(batch)
+			}
+			j.flushTerminals()
+			return
+		}
+	}
+}
+
+func (j *journalWriter) write(batch []shopbridge.JournalEntry) {
+	if err := j.store.AppendJournal(batch); err != nil {
+		j.logger.Error("journal write failed", "entries", len(batch), "err", err)
+		return
+	}
+	j.written.Add(uint64(len(batch)))
+	j.lagNS.Store(int64(time.Since(batch[0].Time)))
+	j.mu.Lock()
+	for _, e := range batch {
+		if e.Client == "" || e.Client == "upstream" {
+			continue
+		}
+		t := storage.Terminal{Device: e.Device, Address: e.Client, LastSeen: e.Time, LastKind: e.Kind}
+		k := terminalKey(t)
+		if old, ok := j.terminals[k]; ok && !old.LastSeen.Before(t.LastSeen) {
+			continue
+		}
+		j.terminals[k] = t
+		j.dirty[k] = true
+	}
+	j.mu.Unlock()
+}
+
+func (j *journalWriter) flushTerminals() {
+	j.mu.Lock()
+	var ts []storage.Terminal
+	for k := range j.dirty {
+		ts = append(ts, j.terminals[k])
+	}
+	clear(j.dirty)
+	j.mu.Unlock()
+	if err := j.store.PutTerminals(ts); err != nil {
+		j.logger.Error("saving terminals failed", "err", err)
+	}
+}
+
+func (j *journalWriter) prune() {
+	for {
+		n, err := j.store.PruneJournal(time.Now(), j.maxAge, j.maxBytes, 10000)
+		if err != nil {
+			j.logger.Error("journal prune failed", "err", err)
+			return
+		}
+		if n > 0 {
+			j.logger.Debug("journal pruned", "entries", n)
+		}
+		if n < 10000 {
+			return
+		}
+	}
+}
+
+// Terminals returns the registers seen, most recent first.
+func (j *journalWriter) Terminals() []storage.Terminal {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := make([]storage.Terminal, 0, len(j.terminals))
+	for _, t := range j.terminals {
+		out = append(out, t)
+	}
+	for i := 1; i < len(out); i++ {
+		for k := i; k > 0 && out[k].LastSeen.After(out[k-1].LastSeen); k-- {
+			out[k], out[k-1] = out[k-1], out[k]
+		}
+	}
+	return out
+}

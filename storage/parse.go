@@ -115,9 +115,12 @@ func parseID(raw json.RawMessage) (string, error) {
 	return s, nil
 }
 
-// ValidID reports whether s is a bill id: 1 to 40 decimal digits.
+// ValidID reports whether s is a bill id: 1 to 40 decimal digits with no
+// leading zero. Leading zeros are refused because an id is written into
+// derived summaries as a JSON number (where 007 is not JSON) and sorted by
+// its zero-padded form (where 7 and 007 would share index keys).
 func ValidID(s string) bool {
-	if len(s) == 0 || len(s) > 40 {
+	if len(s) == 0 || len(s) > 40 || (len(s) > 1 && s[0] == '0') {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

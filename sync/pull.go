@@ -1,0 +1,329 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	gosync "sync"
+	"time"
+
+	"github.com/shopbridge/shopbridge"
+	"github.com/shopbridge/shopbridge/storage"
+)
+
+// helloEvery is how often a pull asks hello while the upstream is online.
+const helloEvery = 10 * time.Minute
+
+// errNoBill is the upstream's 404 for a bill: an answer, not a failure.
+var errNoBill = errors.New("the upstream does not know this bill")
+
+// call sends one request and checks its answer. A 2xx answer that passes
+// check is a success; a 404 with notFound set is errNoBill; anything else
+// (no answer, a cut, a timeout, another status, an answer check refuses) is
+// a failure that counts towards offline. A call the caller cancelled counts
+// neither way. Every call is journaled with its verdict.
+func (s *Syncer) call(ctx context.Context, req request, notFound bool, check func(*response) error) (*response, error) {
+	resp, d, err := s.client.do(ctx, req)
+	if err == nil {
+		switch {
+		case notFound && resp.status == http.StatusNotFound:
+			err = errNoBill
+		case resp.status < 200 || resp.status > 299:
+			err = fmt.Errorf("%s %s: %s", req.method, req.path, excerpt(resp))
+		case check != nil:
+			err = check(resp)
+		}
+	}
+	note := ""
+	if err != nil {
+		note = err.Error()
+	}
+	s.client.record(req, resp, d, note)
+	switch {
+	case err == nil || errors.Is(err, errNoBill):
+		s.succeeded()
+	case errors.Is(ctx.Err(), context.Canceled):
+		// The caller gave up (shutdown, a terminal hung up): no verdict.
+	default:
+		s.failed(err)
+		s.log.Warn("upstream call failed", "kind", req.kind, "path", req.path, "err", err)
+	}
+	return resp, err
+}
+
+// pullLoop pulls on start and every interval while the upstream is online,
+// and probes it with hello, backing off, while it is offline.
+func (s *Syncer) pullLoop(ctx context.Context) {
+	probeMax := min(max(s.cfg.Interval, time.Second), 30*time.Second)
+	probes := 0
+	for ctx.Err() == nil {
+		if !s.Online() {
+			if err := s.hello(ctx); err != nil {
+				probes++
+				wait(ctx, backoff(probes, 250*time.Millisecond, probeMax), s.pullNow)
+				continue
+			}
+			probes = 0
+		}
+		start := time.Now()
+		changed := s.changed()
+		next := s.cfg.Interval
+		if err := s.pull(ctx); err != nil {
+			s.m.pulls.err.Add(1)
+			next = min(next, time.Second) // confirm or clear the failure soon
+		} else {
+			s.m.pulls.ok.Add(1)
+		}
+		wait(ctx, time.Until(start.Add(next)), s.pullNow, changed)
+	}
+}
+
+// PullNow asks for a pull (or a probe, while offline) without waiting for
+// the interval.
+func (s *Syncer) PullNow() {
+	select {
+	case s.pullNow <- struct{}{}:
+	default:
+	}
+}
+
+// hello asks the upstream's hello and keeps its system string.
+func (s *Syncer) hello(ctx context.Context) error {
+	var system string
+	_, err := s.call(ctx, request{kind: KindHello, method: http.MethodGet, path: "/api/v2/hello"}, false,
+		func(r *response) (err error) {
+			system, err = parseHello(r.body)
+			return err
+		})
+	if err != nil {
+		return err
+	}
+	s.setLast(&s.lastHello, time.Now())
+	if err := s.st.SetSystem(system); err != nil {
+		s.log.Error("store the upstream's system", "err", err)
+	}
+	return nil
+}
+
+// list asks for one upstream list and returns its usable summaries.
+func (s *Syncer) list(ctx context.Context, q url.Values) ([]shopbridge.BillSummary, error) {
+	var sums []shopbridge.BillSummary
+	_, err := s.call(ctx, request{kind: KindList, method: http.MethodGet, path: "/api/v2/list", query: q}, false,
+		func(r *response) error {
+			var skipped []string
+			var err error
+			sums, skipped, err = parseList(r.body)
+			for _, sk := range skipped {
+				s.log.Warn("upstream list entry skipped", "query", q.Encode(), "why", sk)
+				s.journalNote(KindList, "/api/v2/list", q.Encode(), "skipped "+sk)
+			}
+			return err
+		})
+	return sums, err
+}
+
+// journalNote records a remark about an exchange already journaled.
+func (s *Syncer) journalNote(kind, path, query, note string) {
+	if s.cfg.Journal != nil {
+		s.cfg.Journal.Record(shopbridge.JournalEntry{Time: time.Now(), Client: "upstream", Kind: kind,
+			Path: path, Query: query, Source: "upstream", Note: note})
+	}
+}
+
+// fetchBill asks bill/byid/id and returns its exact bytes once they are a
+// bill with that id.
+func (s *Syncer) fetchBill(ctx context.Context, id string) ([]byte, error) {
+	if !storage.ValidID(id) {
+		return nil, fmt.Errorf("bill id %q is not a whole number", id)
+	}
+	resp, err := s.call(ctx, request{kind: KindBill, method: http.MethodGet, path: "/api/v2/bill/byid/" + id}, true,
+		func(r *response) error { return checkBill(id, r.body) })
+	if err != nil {
+		return nil, err
+	}
+	return resp.body, nil
+}
+
+// pull is one round: hello when due, the full list, today's list, then the
+// bills those lists name as new or changed.
+func (s *Syncer) pull(ctx context.Context) error {
+	s.mu.Lock()
+	helloDue := time.Since(s.lastHello) >= helloEvery
+	s.mu.Unlock()
+	if helloDue {
+		if err := s.hello(ctx); err != nil {
+			return err
+		}
+	}
+	all, err := s.list(ctx, nil)
+	if err != nil {
+		return err
+	}
+	at := time.Now()
+	fetch, err := s.st.ApplyList(all, storage.ListAll, at)
+	if err != nil {
+		s.log.Error("store the upstream list", "err", err)
+		return err
+	}
+	var errs []error
+	today, err := s.list(ctx, url.Values{"date": {"today"}})
+	if err != nil {
+		errs = append(errs, err)
+	} else if more, err := s.st.ApplyList(today, storage.ListPartial, at); err != nil {
+		s.log.Error("store the upstream list of today", "err", err)
+		errs = append(errs, err)
+	} else {
+		fetch = append(fetch, more...)
+	}
+	s.setLast(&s.lastPull, at)
+	if err := s.fetchBills(ctx, dedupe(fetch)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// fetchBills fetches and stores bills, a few at a time, until done or the
+// upstream goes offline. A bill the upstream refuses or mangles is skipped;
+// the store keeps what it had and the next pull asks again.
+func (s *Syncer) fetchBills(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	work := make(chan string)
+	var (
+		wg     gosync.WaitGroup
+		mu     gosync.Mutex
+		failed int
+		first  error
+	)
+	for range min(s.cfg.FetchWorkers, len(ids)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				err := s.storeBill(ctx, id)
+				if err != nil && !errors.Is(err, errNoBill) {
+					mu.Lock()
+					failed++
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil || !s.Online() {
+			break
+		}
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	if failed > 0 {
+		return fmt.Errorf("%d of %d bills not fetched, first: %w", failed, len(ids), first)
+	}
+	return nil
+}
+
+// storeBill fetches one bill and stores its bytes.
+func (s *Syncer) storeBill(ctx context.Context, id string) error {
+	body, err := s.fetchBill(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, _, err := s.st.PutBill(body, time.Now()); err != nil {
+		s.log.Error("store a bill", "id", id, "err", err)
+		return err
+	}
+	s.m.billsFetched.Add(1)
+	return nil
+}
+
+func dedupe(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := ids[:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// BillByID reads a bill the store misses through to the upstream: at most
+// the read-through timeout (2 s), only while the upstream is online. It
+// stores the bill and returns it, or returns an ENOTFOUND error.
+func (s *Syncer) BillByID(ctx context.Context, id string) (*shopbridge.Bill, error) {
+	if !storage.ValidID(id) {
+		return nil, shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %q", id)
+	}
+	if !s.Online() {
+		s.m.readThrough.offline.Add(1)
+		return nil, shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %s (the upstream is offline)", id)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadThroughTimeout)
+	defer cancel()
+	body, err := s.fetchBill(ctx, id)
+	if errors.Is(err, errNoBill) {
+		s.m.readThrough.miss.Add(1)
+		return nil, shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %s, here or upstream", id)
+	}
+	if err != nil {
+		s.m.readThrough.err.Add(1)
+		return nil, shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %s (the upstream failed: %v)", id, err)
+	}
+	b, _, err := s.st.PutBill(body, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("store bill %s read from the upstream: %w", id, err)
+	}
+	s.m.readThrough.hit.Add(1)
+	return b, nil
+}
+
+// ListByNumber asks the upstream's list for a bill number while it is
+// online (at most the read-through timeout), stores the bills it names
+// (fetching the full bills) and returns their summaries. When the upstream
+// is offline or has no such bill the error is ENOTFOUND.
+func (s *Syncer) ListByNumber(ctx context.Context, number string) ([]shopbridge.BillSummary, error) {
+	if number == "" {
+		return nil, shopbridge.Errorf(shopbridge.ENOTFOUND, "number", "no bill number given")
+	}
+	if !s.Online() {
+		s.m.readThrough.offline.Add(1)
+		return nil, shopbridge.Errorf(shopbridge.ENOTFOUND, "number", "no bill numbered %q (the upstream is offline)", number)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ReadThroughTimeout)
+	defer cancel()
+	sums, err := s.list(ctx, url.Values{"number": {number}})
+	if err != nil {
+		s.m.readThrough.err.Add(1)
+		return nil, shopbridge.Errorf(shopbridge.ENOTFOUND, "number", "no bill numbered %q (the upstream failed: %v)", number, err)
+	}
+	// Keep only what was asked for: the upstream may ignore the parameter.
+	match := sums[:0]
+	for _, sum := range sums {
+		if sum.Number == number {
+			match = append(match, sum)
+		}
+	}
+	if len(match) == 0 {
+		s.m.readThrough.miss.Add(1)
+		return nil, shopbridge.Errorf(shopbridge.ENOTFOUND, "number", "no bill numbered %q, here or upstream", number)
+	}
+	fetch, err := s.st.ApplyList(match, storage.ListPartial, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("store bills numbered %q read from the upstream: %w", number, err)
+	}
+	for _, id := range fetch {
+		if err := s.storeBill(ctx, id); err != nil && !errors.Is(err, errNoBill) {
+			s.log.Warn("read-through bill not fetched", "id", id, "number", number, "err", err)
+		}
+	}
+	s.m.readThrough.hit.Add(1)
+	return match, nil
+}

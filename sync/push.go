@@ -1,0 +1,323 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shopbridge/shopbridge"
+)
+
+// Push tuning.
+const (
+	pushWindow     = 2048                   // queued receipts held in memory for dispatch
+	pushRetryBase  = 200 * time.Millisecond // first retry of a receipt
+	pushRetryMax   = 5 * time.Second        // longest wait between retries of one key
+	retryAfterMax  = 30 * time.Second       // the most a Retry-After is honoured
+	pushRescanKeep = 256                    // below this many pending, reread the outbox from its start
+)
+
+// pusher delivers the outbox. One goroutine (run) owns its maps and
+// decides what goes next; each push runs in a goroutine of its own and
+// reports back on done once the store has recorded the outcome, so the
+// receipts in flight are exactly those the upstream may have without the
+// store knowing.
+type pusher struct {
+	s *Syncer
+
+	pending  []*shopbridge.Receipt // queued, not in flight, ordered by Seq
+	known    map[string]bool       // event ids pending or in flight
+	loadedTo uint64                // highest Seq read from the outbox
+	busy     map[string]bool       // order keys with a receipt in flight
+	inFlight int
+	keys     map[string]*keyState // order keys that failed lately
+	done     chan pushResult
+}
+
+type keyState struct {
+	fails     int
+	notBefore time.Time
+}
+
+type pushResult struct {
+	r          *shopbridge.Receipt
+	outcome    string // delivered, retry, parked, abandoned
+	retryAfter time.Duration
+}
+
+// Push outcomes.
+const (
+	outDelivered = "delivered"
+	outRetry     = "retry"
+	outParked    = "parked"
+	outAbandoned = "abandoned"
+)
+
+func newPusher(s *Syncer) *pusher {
+	return &pusher{
+		s:     s,
+		known: map[string]bool{},
+		busy:  map[string]bool{},
+		keys:  map[string]*keyState{},
+		done:  make(chan pushResult),
+	}
+}
+
+// run is the dispatch loop: it wakes on a new receipt, a finished push, a
+// state change, a retry coming due or the periodic rescan (which picks up
+// receipts an operator put back), and stops when ctx ends after the pushes
+// in flight have reported.
+func (p *pusher) run(ctx context.Context) {
+	s := p.s
+	rescan := time.NewTicker(s.cfg.Interval)
+	defer rescan.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	p.load(true)
+	for {
+		changed := s.changed()
+		next := p.dispatch(ctx)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			for p.inFlight > 0 {
+				p.finish(<-p.done)
+			}
+			return
+		case <-s.st.Notify():
+			p.load(false)
+		case res := <-p.done:
+			p.finish(res)
+			if len(p.pending) < pushWindow/2 {
+				p.load(false)
+			}
+		case <-changed:
+			if s.Online() {
+				p.load(true)
+			}
+		case <-timer.C:
+		case <-rescan.C:
+			p.load(true)
+		}
+	}
+}
+
+// load reads queued receipts into the window. With fromStart it reads the
+// outbox from its beginning, picking up receipts put back at old places.
+func (p *pusher) load(fromStart bool) {
+	after := p.loadedTo
+	if fromStart {
+		if len(p.pending) > pushRescanKeep && p.loadedTo > 0 {
+			// A full window: rescanning would reread what is held.
+			fromStart = false
+		} else {
+			after = 0
+		}
+	}
+	room := pushWindow - len(p.pending)
+	if room <= 0 {
+		return
+	}
+	rs, err := p.s.st.Outbox(after, room+p.inFlight)
+	if err != nil {
+		p.s.log.Error("read the outbox", "err", err)
+		return
+	}
+	added := false
+	for _, r := range rs {
+		if r.Seq > p.loadedTo {
+			p.loadedTo = r.Seq
+		}
+		if p.known[r.EventID] {
+			continue
+		}
+		p.known[r.EventID] = true
+		p.pending = append(p.pending, r)
+		added = true
+	}
+	if added && fromStart {
+		sort.Slice(p.pending, func(i, j int) bool { return p.pending[i].Seq < p.pending[j].Seq })
+	}
+	p.s.pending.Store(int64(len(p.pending)))
+}
+
+// dispatch starts pushes for the oldest receipt of each order key that is
+// free and due, while there is room in flight and the upstream is online.
+// It returns when the earliest held-back retry comes due (zero: none).
+func (p *pusher) dispatch(ctx context.Context) (next time.Time) {
+	if ctx.Err() != nil || !p.s.Online() || len(p.pending) == 0 {
+		return time.Time{}
+	}
+	now := time.Now()
+	blocked := make(map[string]bool, len(p.busy)+p.s.cfg.InFlight)
+	kept := p.pending[:0]
+	for i, r := range p.pending {
+		if p.inFlight >= p.s.cfg.InFlight {
+			kept = append(kept, p.pending[i:]...)
+			break
+		}
+		key := r.OrderKey()
+		if p.busy[key] || blocked[key] {
+			kept = append(kept, r)
+			blocked[key] = true
+			continue
+		}
+		blocked[key] = true
+		if ks := p.keys[key]; ks != nil && ks.notBefore.After(now) {
+			if next.IsZero() || ks.notBefore.Before(next) {
+				next = ks.notBefore
+			}
+			kept = append(kept, r)
+			continue
+		}
+		p.busy[key] = true
+		p.inFlight++
+		p.s.inFlight.Add(1)
+		go p.push(r)
+	}
+	// Clear the tail the compaction left behind so receipts can be freed.
+	for i := len(kept); i < len(p.pending); i++ {
+		p.pending[i] = nil
+	}
+	p.pending = kept
+	p.s.pending.Store(int64(len(p.pending)))
+	return next
+}
+
+// finish books a push's outcome.
+func (p *pusher) finish(res pushResult) {
+	key := res.r.OrderKey()
+	delete(p.busy, key)
+	p.inFlight--
+	p.s.inFlight.Add(-1)
+	switch res.outcome {
+	case outDelivered, outParked:
+		delete(p.known, res.r.EventID)
+		delete(p.keys, key)
+	case outRetry, outAbandoned:
+		ks := p.keys[key]
+		if ks == nil {
+			ks = &keyState{}
+			p.keys[key] = ks
+		}
+		if res.outcome == outRetry {
+			ks.fails++
+			d := backoff(ks.fails, pushRetryBase, pushRetryMax)
+			if res.retryAfter > 0 {
+				d = max(d, min(res.retryAfter, retryAfterMax))
+			}
+			ks.notBefore = time.Now().Add(d)
+		}
+		// Back into the window at its place: it is still the oldest of its key.
+		i := sort.Search(len(p.pending), func(i int) bool { return p.pending[i].Seq > res.r.Seq })
+		p.pending = append(p.pending, nil)
+		copy(p.pending[i+1:], p.pending[i:])
+		p.pending[i] = res.r
+	}
+}
+
+// push sends one receipt and records the outcome in the store before it
+// reports, so a receipt counts as in flight until the store knows.
+func (p *pusher) push(r *shopbridge.Receipt) {
+	s := p.s
+	res := pushResult{r: r}
+	defer func() { p.done <- res }()
+
+	headers := make(map[string]string, len(r.Headers))
+	for k, v := range r.Headers {
+		if strings.HasPrefix(strings.ToLower(k), "x-evotor-") {
+			headers[k] = v
+		}
+	}
+	req := request{kind: KindReceipt, method: http.MethodPost, path: "/api/v2/receipts", body: r.Body,
+		headers: headers, device: r.DeviceID, maxBody: journalBodyMax}
+	resp, d, err := s.client.do(s.pushCtx, req)
+	now := time.Now()
+	var note string
+	switch {
+	case resp != nil && resp.status >= 200 && resp.status <= 299:
+		// The status line is the verdict: a body cut short or too long
+		// after a 2xx does not undo the delivery.
+		res.outcome = outDelivered
+		if err != nil {
+			note = "delivered; " + err.Error()
+		}
+	case err != nil && s.pushCtx.Err() != nil:
+		res.outcome = outAbandoned
+		note = "abandoned at shutdown: " + err.Error()
+	case err != nil:
+		res.outcome = outRetry
+		note = err.Error()
+	case retryable(resp.status):
+		res.outcome = outRetry
+		note = excerpt(resp)
+		res.retryAfter = parseRetryAfter(resp.header.Get("Retry-After"), now)
+	default:
+		res.outcome = outParked
+		note = "parked: " + excerpt(resp)
+	}
+	s.client.record(req, resp, d, note)
+
+	var serr error
+	switch res.outcome {
+	case outDelivered:
+		serr = s.st.MarkDelivered(r.EventID, now)
+		s.setLast(&s.lastPush, now)
+		s.m.pushes.delivered.Add(1)
+		s.succeeded()
+	case outRetry:
+		serr = s.st.MarkFailed(r.EventID, note)
+		s.m.pushes.retry.Add(1)
+		if err != nil {
+			// No answer at all: the upstream may be gone.
+			s.failed(fmt.Errorf("push receipt %s: %w", r.EventID, err))
+		} else {
+			// An answer, if a refusal for now: the upstream is there.
+			s.succeeded()
+		}
+		s.log.Warn("receipt push failed; will retry", "event_id", r.EventID, "bill_id", r.BillID, "err", note)
+	case outParked:
+		serr = s.st.Park(r.EventID, excerpt(resp))
+		s.m.pushes.parked.Add(1)
+		s.log.Warn("receipt parked: the upstream refused it", "event_id", r.EventID, "bill_id", r.BillID,
+			"answer", excerpt(resp))
+	}
+	if serr != nil {
+		// The upstream's verdict is not on disk: keep the receipt queued
+		// here; it goes again (a duplicate at worst, with the same id).
+		s.log.Error("record a push outcome", "event_id", r.EventID, "outcome", res.outcome, "err", serr)
+		if res.outcome != outRetry {
+			res.outcome = outRetry
+			if errors.Is(serr, context.Canceled) {
+				res.outcome = outAbandoned
+			}
+		}
+	}
+}
+
+// parseRetryAfter reads a Retry-After header in seconds or as an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0)
+	}
+	return 0
+}

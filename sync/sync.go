@@ -1,0 +1,299 @@
+// Package sync keeps shopbridge's store in step with the upstream CRM API:
+// it pulls bills down on a timer, pushes receipts up from the outbox in
+// order, tracks whether the upstream is online and reads misses through to
+// it. Importers alias it (upsync) to keep the standard library's sync in
+// reach.
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shopbridge/shopbridge"
+	"github.com/shopbridge/shopbridge/storage"
+)
+
+// Config configures a Syncer.
+type Config struct {
+	URL      string        // the upstream base URL (--upstream); calls go to URL/api/v2/...
+	Token    string        // --upstream-token; sent as a Bearer token, never logged or journaled
+	Interval time.Duration // --sync-interval; default 10s
+	InFlight int           // receipts in flight together; default 8
+	Timezone *time.Location
+	Journal  shopbridge.Journal // upstream exchanges and state changes; nil records nothing
+	Logger   *slog.Logger
+
+	// Timeout bounds one upstream request; default 5s. Read-through calls
+	// are further bounded by ReadThroughTimeout.
+	Timeout time.Duration
+	// ReadThroughTimeout bounds a read-through miss; default 2s.
+	ReadThroughTimeout time.Duration
+	// MaxBody caps an upstream answer; default 8 MiB.
+	MaxBody int64
+	// FetchWorkers is how many bills are fetched together; default 4.
+	FetchWorkers int
+}
+
+// Status is the syncer's state for admin/api/status.
+type Status struct {
+	Upstream      string    `json:"upstream"` // online, offline
+	UpstreamURL   string    `json:"upstream_url"`
+	UpstreamSince time.Time `json:"upstream_since"`
+	LastPullAt    time.Time `json:"last_pull_at,omitzero"`
+	LastPushAt    time.Time `json:"last_push_at,omitzero"`
+	LastHelloAt   time.Time `json:"last_hello_at,omitzero"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
+	InFlight      int       `json:"in_flight"`
+	Pending       int       `json:"pending"` // receipts loaded for pushing, not yet in flight
+}
+
+// Syncer pulls bills from and pushes receipts to the upstream.
+type Syncer struct {
+	cfg    Config
+	st     *storage.Store
+	log    *slog.Logger
+	client *client
+	cerr   error // a bad URL, reported by Open
+
+	mu          gosync.Mutex
+	online      bool
+	since       time.Time
+	fails       int // consecutive failures
+	lastPull    time.Time
+	lastPush    time.Time
+	lastHello   time.Time
+	lastErr     string
+	lastErrAt   time.Time
+	stateChange chan struct{} // closed and replaced on every online/offline change
+
+	inFlight atomic.Int64
+	pending  atomic.Int64
+	m        metrics
+
+	pullNow chan struct{}
+	cancel  context.CancelFunc
+	pushCtx context.Context // in-flight pushes; outlives cancel by a grace period
+	pushEnd context.CancelFunc
+	wg      gosync.WaitGroup
+	opened  bool
+}
+
+// New returns a Syncer for the store. It does nothing until Open.
+func New(cfg Config, st *storage.Store) *Syncer {
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
+	}
+	if cfg.InFlight <= 0 {
+		cfg.InFlight = DefaultInFlight
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.ReadThroughTimeout <= 0 {
+		cfg.ReadThroughTimeout = 2 * time.Second
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.FetchWorkers <= 0 {
+		cfg.FetchWorkers = 4
+	}
+	if cfg.Timezone == nil {
+		cfg.Timezone = time.Local
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Syncer{
+		cfg:         cfg,
+		st:          st,
+		log:         cfg.Logger.With("part", "sync"),
+		since:       time.Now(),
+		stateChange: make(chan struct{}),
+		pullNow:     make(chan struct{}, 1),
+	}
+	s.client, s.cerr = newClient(cfg.URL, cfg.Token, cfg.Timeout, cfg.MaxBody, cfg.InFlight+cfg.FetchWorkers, cfg.Journal)
+	return s
+}
+
+// Open starts the pull and push loops and returns at once. The upstream is
+// offline until its first successful answer, which the first pull asks for
+// right away.
+func (s *Syncer) Open(ctx context.Context) error {
+	if s.cerr != nil {
+		return s.cerr
+	}
+	if s.opened {
+		return errors.New("sync: already open")
+	}
+	s.opened = true
+	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.pushCtx, s.pushEnd = context.WithCancel(context.WithoutCancel(ctx))
+	s.log.Info("syncing", "upstream", s.client.redacted(), "interval", s.cfg.Interval, "in_flight", s.cfg.InFlight)
+	p := newPusher(s)
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); s.pullLoop(ctx) }()
+	go func() { defer s.wg.Done(); p.run(ctx) }()
+	return nil
+}
+
+// closeGrace is how long Close lets in-flight pushes finish before it
+// abandons them (they stay in the outbox and go again after a restart).
+const closeGrace = 2 * time.Second
+
+// Close stops the loops and waits for in-flight pushes to finish or be
+// abandoned. It is safe to call more than once and without Open.
+func (s *Syncer) Close() error {
+	if !s.opened || s.cancel == nil {
+		return nil
+	}
+	s.cancel()
+	t := time.AfterFunc(closeGrace, s.pushEnd)
+	s.wg.Wait()
+	t.Stop()
+	s.pushEnd()
+	s.client.close()
+	s.cancel = nil
+	return nil
+}
+
+// Online reports whether the upstream is believed reachable.
+func (s *Syncer) Online() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.online
+}
+
+// Status returns the syncer's state.
+func (s *Syncer) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{
+		Upstream:      shopbridge.UpstreamOffline,
+		UpstreamSince: s.since,
+		LastPullAt:    s.lastPull,
+		LastPushAt:    s.lastPush,
+		LastHelloAt:   s.lastHello,
+		LastError:     s.lastErr,
+		LastErrorAt:   s.lastErrAt,
+		InFlight:      int(s.inFlight.Load()),
+		Pending:       int(s.pending.Load()),
+	}
+	if s.client != nil {
+		st.UpstreamURL = s.client.redacted()
+	}
+	if s.online {
+		st.Upstream = shopbridge.UpstreamOnline
+	}
+	return st
+}
+
+// offlineAfter is how many consecutive failures make the upstream offline.
+const offlineAfter = 2
+
+// succeeded records an answer that shows the upstream works.
+func (s *Syncer) succeeded() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fails = 0
+	if !s.online {
+		s.setStateLocked(true, "")
+	}
+}
+
+// failed records a failed exchange; the second in a row makes the upstream
+// offline.
+func (s *Syncer) failed(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fails++
+	s.lastErr, s.lastErrAt = err.Error(), time.Now()
+	if s.online && s.fails >= offlineAfter {
+		s.setStateLocked(false, err.Error())
+	}
+}
+
+// setStateLocked switches the state, journals and logs it and wakes
+// whoever waits on a change. s.mu is held.
+func (s *Syncer) setStateLocked(online bool, reason string) {
+	now := time.Now()
+	from, to := shopbridge.UpstreamOffline, shopbridge.UpstreamOnline
+	if !online {
+		from, to = to, from
+	}
+	was := now.Sub(s.since).Round(time.Millisecond)
+	s.online, s.since = online, now
+	s.m.stateChanges.Add(1)
+	close(s.stateChange)
+	s.stateChange = make(chan struct{})
+	note := fmt.Sprintf("%s -> %s after %v", from, to, was)
+	if reason != "" {
+		note += ": " + reason
+	}
+	if online {
+		s.log.Info("upstream online", "upstream", s.client.redacted(), "offline_for", was)
+	} else {
+		s.log.Warn("upstream offline", "upstream", s.client.redacted(), "online_for", was, "err", reason)
+	}
+	if s.cfg.Journal != nil {
+		s.cfg.Journal.Record(shopbridge.JournalEntry{Time: now, Client: "upstream", Kind: KindState,
+			Source: "upstream", Note: note})
+	}
+}
+
+// changed returns a channel closed at the next online/offline change.
+func (s *Syncer) changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stateChange
+}
+
+func (s *Syncer) setLast(field *time.Time, t time.Time) {
+	s.mu.Lock()
+	*field = t
+	s.mu.Unlock()
+}
+
+// backoff is a capped exponential delay with ±20% jitter for attempt n
+// (1-based).
+func backoff(n int, base, max time.Duration) time.Duration {
+	d := base
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	j := time.Duration(rand.Int64N(int64(d)/5 + 1))
+	if rand.IntN(2) == 0 {
+		return d - j
+	}
+	return d + j
+}
+
+// wait sleeps d or until one of the channels fires; it reports false when
+// ctx ended.
+func wait(ctx context.Context, d time.Duration, wake ...<-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var w0, w1 <-chan struct{}
+	if len(wake) > 0 {
+		w0 = wake[0]
+	}
+	if len(wake) > 1 {
+		w1 = wake[1]
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-w0:
+	case <-w1:
+	}
+	return true
+}

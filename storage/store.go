@@ -99,6 +99,9 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	// A lone register should not wait bbolt's default 10 ms for company;
+	// concurrent receipts still share the commit that is being prepared.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{db: db, path: path, logger: opts.Logger.With("part", "storage"), notify: make(chan struct{}, 1)}
 	if err := s.init(opts.ReadOnly); err != nil {
 		db.Close()

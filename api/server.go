@@ -394,10 +394,10 @@ type ReceiptEnvelope struct {
 // id and an object data. It reads the fields that settle bills and order
 // the outbox and leaves the bytes alone.
 func ParseReceipt(body []byte) (ReceiptEnvelope, error) {
-	var v struct {
-		ID   json.RawMessage `json:"id"`
-		Data json.RawMessage `json:"data"`
-	}
+	// Objects are read as maps, not structs: encoding/json matches struct
+	// fields case-insensitively, which would take "ID" or "Id" for the
+	// event id the upstream reads from "id".
+	var v map[string]json.RawMessage
 	if err := json.Unmarshal(body, &v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field == "" {
@@ -405,41 +405,37 @@ func ParseReceipt(body []byte) (ReceiptEnvelope, error) {
 		}
 		return ReceiptEnvelope{}, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt is not valid JSON: %v", err)
 	}
+	if v == nil {
+		return ReceiptEnvelope{}, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt must be a JSON object, not null")
+	}
 	var env ReceiptEnvelope
-	switch id := strings.TrimSpace(string(v.ID)); {
+	switch id := strings.TrimSpace(string(v["id"])); {
 	case id == "" || id == "null":
 		return env, shopbridge.Errorf(shopbridge.EMISSING, "id", "the receipt has no event id")
 	case id[0] != '"':
 		return env, shopbridge.Errorf(shopbridge.EINVALID, "id", "the event id must be a string, not %s", id)
 	}
-	if err := json.Unmarshal(v.ID, &env.EventID); err != nil {
+	if err := json.Unmarshal(v["id"], &env.EventID); err != nil {
 		return env, shopbridge.Errorf(shopbridge.EINVALID, "id", "bad event id: %v", err)
 	}
 	if env.EventID == "" {
 		return env, shopbridge.Errorf(shopbridge.EMISSING, "id", "the event id is empty")
 	}
-	switch d := strings.TrimSpace(string(v.Data)); {
+	switch d := strings.TrimSpace(string(v["data"])); {
 	case d == "" || d == "null":
 		return env, shopbridge.Errorf(shopbridge.EMISSING, "data", "the receipt has no data")
 	case d[0] != '{':
 		return env, shopbridge.Errorf(shopbridge.EINVALID, "data", "data must be an object")
 	}
-	var data struct {
-		Type     json.RawMessage `json:"type"`
-		DeviceID json.RawMessage `json:"deviceId"`
-		Extras   json.RawMessage `json:"extras"`
-	}
-	if err := json.Unmarshal(v.Data, &data); err != nil {
+	var data map[string]json.RawMessage
+	if err := json.Unmarshal(v["data"], &data); err != nil {
 		return env, shopbridge.Errorf(shopbridge.EINVALID, "data", "bad data: %v", err)
 	}
-	env.Type, env.DeviceID = text(data.Type), text(data.DeviceID)
-	if e := strings.TrimSpace(string(data.Extras)); len(e) > 0 && e[0] == '{' {
-		var extras struct {
-			BillID           json.RawMessage `json:"billId"`
-			SettlementMethod json.RawMessage `json:"settlementMethod"`
-		}
-		if json.Unmarshal(data.Extras, &extras) == nil {
-			env.BillID, env.SettlementMethod = text(extras.BillID), text(extras.SettlementMethod)
+	env.Type, env.DeviceID = text(data["type"]), text(data["deviceId"])
+	if e := strings.TrimSpace(string(data["extras"])); len(e) > 0 && e[0] == '{' {
+		var extras map[string]json.RawMessage
+		if json.Unmarshal(data["extras"], &extras) == nil {
+			env.BillID, env.SettlementMethod = text(extras["billId"]), text(extras["settlementMethod"])
 		}
 	}
 	return env, nil

@@ -318,3 +318,10 @@ func TestFaultJSON(t *testing.T) {
 		t.Errorf("bad latency: %v", err)
 	}
 }
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+func drain(resp *http.Response) (int64, error) {
+	defer resp.Body.Close()
+	return io.Copy(io.Discard, resp.Body)
+}

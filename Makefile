@@ -15,3 +15,21 @@ test:
 lint:
 	go vet ./...
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
+
+.PHONY: demo run bench
+# The whole flow on one machine: the upstream simulator with the seed
+# journal's bills, and the daemon syncing with it (mDNS off here).
+demo: build
+	@echo "demo: simulator on 127.0.0.1:8481 (control 8482), shopbridge on 127.0.0.1:8480, data in ./demo-data"
+	@echo "try: curl -s localhost:8480/api/v2/list | head -c 300; curl -s localhost:8480/admin/api/status"
+	@bin/shopbridge crmsim --listen 127.0.0.1:8481 --control 127.0.0.1:8482 & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
+	bin/shopbridge run --listen 127.0.0.1:8480 --data ./demo-data --mdns=false --config /dev/null \
+		--upstream http://127.0.0.1:8481 --sync-interval 5s
+
+# The daemon alone on its embedded demo bills, no upstream.
+run: build
+	bin/shopbridge run --listen 127.0.0.1:8480 --data ./demo-data --mdns=false --demo
+
+bench: build
+	./bench/run.sh

@@ -98,7 +98,9 @@ func (p *pusher) run(ctx context.Context) {
 			}
 			return
 		case <-s.st.Notify():
-			p.load(false)
+			// A new receipt, or one put back at its old place (Retry):
+			// rereading from the start finds both while the window is small.
+			p.load(true)
 		case res := <-p.done:
 			p.finish(res)
 			if len(p.pending) < pushWindow/2 {

@@ -146,7 +146,8 @@ func New(cfg Config) *Announcer {
 }
 
 // Open checks the configuration and starts announcing and watching in the
-// background; it returns at once. Failing to open UDP 5353 is not an error
+// background; it returns at once. ctx bounds Open only; announcing lasts
+// until Close. Failing to open UDP 5353 is not an error
 // here: it is logged, shown in Status and retried.
 func (a *Announcer) Open(ctx context.Context) error {
 	if a.cfg.Instance == "" {
@@ -255,6 +256,9 @@ func (a *Announcer) reconcile(ctx context.Context) time.Duration {
 	}
 	if a.server == nil || key != a.setKey {
 		if err := a.publish(ctx, chosen, a.server == nil); err != nil {
+			if ctx.Err() != nil {
+				return pollInterval // closing
+			}
 			a.fail(err.Error())
 			return retryInterval
 		}

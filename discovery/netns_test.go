@@ -258,7 +258,7 @@ func (n *netns) browseUntil(t *testing.T, timeout time.Duration, what string, ok
 	deadline := time.Now().Add(timeout)
 	var last []Instance
 	for time.Now().Before(deadline) {
-		found, _ := n.browse(t, 1500*time.Millisecond, false)
+		found, _ := n.browse(t, 500*time.Millisecond, false)
 		if ok(found) {
 			return found
 		}

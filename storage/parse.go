@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 
 	"github.com/shopbridge/shopbridge"
@@ -11,57 +12,61 @@ import (
 // ParseSummary reads the fields shopbridge indexes from one summary object of
 // a list answer. raw is kept as given.
 func ParseSummary(raw []byte) (shopbridge.BillSummary, error) {
-	var v struct {
-		ID           json.RawMessage `json:"id"`
-		Date         json.RawMessage `json:"date"`
-		Summ         json.RawMessage `json:"summ"`
-		Number       json.RawMessage `json:"number"`
-		CustomerName json.RawMessage `json:"customername"`
-	}
-	if err := json.Unmarshal(raw, &v); err != nil {
+	v, err := object(raw)
+	if err != nil {
 		return shopbridge.BillSummary{}, shopbridge.Errorf(shopbridge.EINVALID, "summary", "not a JSON object: %v", err)
 	}
-	id, err := parseID(v.ID)
+	id, err := parseID(v["id"])
 	if err != nil {
 		return shopbridge.BillSummary{}, err
 	}
 	return shopbridge.BillSummary{
 		ID:           id,
-		Date:         jsonText(v.Date),
-		Summ:         numberText(v.Summ),
-		Number:       jsonText(v.Number),
-		CustomerName: jsonText(v.CustomerName),
+		Date:         jsonText(v["date"]),
+		Summ:         numberText(v["summ"]),
+		Number:       jsonText(v["number"]),
+		CustomerName: jsonText(v["customername"]),
 		Raw:          append([]byte(nil), bytes.TrimSpace(raw)...),
 	}, nil
+}
+
+// object decodes a JSON object into its members. A map, not a struct:
+// encoding/json matches struct fields case-insensitively, so {"id":1,"ID":2}
+// would be indexed as bill 2 while its bytes say 1.
+func object(raw []byte) (map[string]json.RawMessage, error) {
+	var v map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, errors.New("null")
+	}
+	return v, nil
 }
 
 // ParseBill reads a bill/byid answer and derives its summary the way the
 // cloud does: the customer's name without surrounding spaces.
 func ParseBill(body []byte) (shopbridge.BillSummary, error) {
-	var v struct {
-		ID       json.RawMessage `json:"id"`
-		Date     json.RawMessage `json:"date"`
-		Summ     json.RawMessage `json:"summ"`
-		Number   json.RawMessage `json:"number"`
-		Customer *struct {
-			Name json.RawMessage `json:"name"`
-		} `json:"customer"`
-	}
-	if err := json.Unmarshal(body, &v); err != nil {
+	v, err := object(body)
+	if err != nil {
 		return shopbridge.BillSummary{}, shopbridge.Errorf(shopbridge.EINVALID, "bill", "not a JSON object: %v", err)
 	}
-	id, err := parseID(v.ID)
+	var customer map[string]json.RawMessage
+	if c := v["customer"]; c != nil {
+		if err := json.Unmarshal(c, &customer); err != nil {
+			return shopbridge.BillSummary{}, shopbridge.Errorf(shopbridge.EINVALID, "customer", "not a JSON object: %v", err)
+		}
+	}
+	id, err := parseID(v["id"])
 	if err != nil {
 		return shopbridge.BillSummary{}, err
 	}
 	s := shopbridge.BillSummary{
-		ID:     id,
-		Date:   jsonText(v.Date),
-		Summ:   numberText(v.Summ),
-		Number: jsonText(v.Number),
-	}
-	if v.Customer != nil {
-		s.CustomerName = strings.TrimSpace(jsonText(v.Customer.Name))
+		ID:           id,
+		Date:         jsonText(v["date"]),
+		Summ:         numberText(v["summ"]),
+		Number:       jsonText(v["number"]),
+		CustomerName: strings.TrimSpace(jsonText(customer["name"])),
 	}
 	s.Raw = summaryJSON(s)
 	return s, nil

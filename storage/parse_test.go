@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/shopbridge/shopbridge"
@@ -29,6 +30,9 @@ func TestParseSummary(t *testing.T) {
 		{name: "not JSON", raw: `{"id": 1`, kind: shopbridge.EINVALID},
 		{name: "array", raw: `[1]`, kind: shopbridge.EINVALID},
 		{name: "trailing garbage", raw: `{"id": 1} {"id": 2}`, kind: shopbridge.EINVALID},
+		{name: "null", raw: `null`, kind: shopbridge.EINVALID},
+		{name: "keys in other case ignored", raw: `{"id": 1, "ID": 2, "Number": "x", "CustomerName": "y"}`, want: shopbridge.BillSummary{ID: "1"}},
+		{name: "only an ID in other case", raw: `{"ID": 2}`, kind: shopbridge.EMISSING},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,9 +97,17 @@ func checkParsed(t *testing.T, in []byte, s shopbridge.BillSummary, err error) {
 	if !json.Valid(s.Raw) {
 		t.Fatalf("summary Raw %q is not JSON", s.Raw)
 	}
-	var back map[string]any
+	var back map[string]json.RawMessage
 	if err := json.Unmarshal(s.Raw, &back); err != nil {
 		t.Fatalf("summary Raw %s is not an object: %v", s.Raw, err)
+	}
+	// The id indexed is the id the bytes carry under the exact key "id".
+	id := string(bytes.TrimSpace(back["id"]))
+	if strings.HasPrefix(id, `"`) {
+		json.Unmarshal(back["id"], &id)
+	}
+	if id != s.ID {
+		t.Fatalf("indexed as %q, but its id is %s", s.ID, back["id"])
 	}
 }
 

@@ -538,11 +538,32 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 }
 
 func (s *Server) backup(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", `attachment; filename="shopbridge-backup.db"`)
-	if _, err := s.cfg.Store.WriteTo(w); err != nil {
+	bw := &backupWriter{w: w}
+	if _, err := s.cfg.Store.WriteTo(bw); err != nil {
+		if !bw.started {
+			// Nothing sent yet (say, the store is closed): an error
+			// status, not a 200 with an empty file.
+			s.fail(w, err)
+			return
+		}
 		s.logger.Error("backup failed", "err", err)
 	}
+}
+
+// backupWriter sets the download headers with the first byte, so a backup
+// that fails before it starts can still answer with an error.
+type backupWriter struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (b *backupWriter) Write(p []byte) (int, error) {
+	if !b.started {
+		b.started = true
+		b.w.Header().Set("Content-Type", "application/octet-stream")
+		b.w.Header().Set("Content-Disposition", `attachment; filename="shopbridge-backup.db"`)
+	}
+	return b.w.Write(p)
 }
 
 // clientIP is for logs and terminals: the address without port.

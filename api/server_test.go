@@ -486,6 +486,8 @@ func TestStoreClosed(t *testing.T) {
 	wantError(t, "list by number", ts.get(t, "/api/v2/list?number=50259"), 503, api.CodeUnavailable, "store")
 	wantError(t, "bill", ts.get(t, "/api/v2/bill/byid/123456789012345678901"), 503, api.CodeUnavailable, "store")
 	wantError(t, "receipt", ts.post(t, "/api/v2/receipts", receiptBody("ev-1", "SELL", "", "")), 503, api.CodeUnavailable, "store")
+	wantError(t, "backup", ts.get(t, "/admin/api/backup"), 503, api.CodeUnavailable, "store")
+	wantError(t, "journal", ts.get(t, "/admin/api/journal"), 503, api.CodeUnavailable, "store")
 	if a := ts.get(t, "/healthz"); a.status != 503 {
 		t.Errorf("healthz with the store closed: %d %s", a.status, a.body)
 	}

@@ -561,3 +561,67 @@ func TestJournalRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentTerminals drives every call at once from many goroutines:
+// pooled buffers, metrics and the journal must not mix answers up (run
+// with -race).
+func TestConcurrentTerminals(t *testing.T) {
+	ts := newServer(t, api.Config{})
+	seed(t, ts.store)
+	bill := bytes.TrimSpace(mustRead(t, "testdata/bill.json"))
+	wantList := listOf(0, 1, 2, 3)
+	commits := ts.store.Commits()
+	const workers, rounds = 16, 10
+	var wg sync.WaitGroup
+	errs := make(chan string, workers*rounds*4)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := ts.Client()
+			get := func(path string) (int, []byte) {
+				resp, err := client.Get(ts.URL + path)
+				if err != nil {
+					return 0, []byte(err.Error())
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, b
+			}
+			for i := range rounds {
+				if st, b := get("/api/v2/list?number=50259"); st != 200 || string(b) != listOf(1) {
+					errs <- fmt.Sprintf("number list: %d %s", st, b)
+				}
+				if st, b := get("/api/v2/bill/byid/123456789012345678901"); st != 200 || !bytes.Equal(b, bill) {
+					errs <- fmt.Sprintf("bill: %d %.80s", st, b)
+				}
+				if st, b := get("/api/v2/list?date=2026-03-20"); st != 200 || string(b) != listOf(3) {
+					errs <- fmt.Sprintf("date list: %d %s", st, b)
+				}
+				resp, err := client.Post(ts.URL+"/api/v2/receipts", "application/json",
+					strings.NewReader(receiptBody(fmt.Sprintf("ev-%d-%d", w, i), "SELL", "", "")))
+				if err != nil {
+					errs <- err.Error()
+					continue
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs <- fmt.Sprintf("receipt: %d", resp.StatusCode)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if a := ts.get(t, "/api/v2/list"); string(a.body) != wantList {
+		t.Errorf("list after the load = %s", a.body)
+	}
+	st, _ := ts.store.Stats()
+	if st.Receipts != workers*rounds {
+		t.Errorf("%d receipts stored, want %d", st.Receipts, workers*rounds)
+	}
+	t.Logf("%d receipts over HTTP from %d clients took %d commits", workers*rounds, workers, ts.store.Commits()-commits)
+}

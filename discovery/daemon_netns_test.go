@@ -71,6 +71,28 @@ func TestNetnsDaemonEndToEnd(t *testing.T) {
 		t.Fatalf("register flow against the real daemon: %v", flows)
 	}
 
+	// The installer's tool, from the register's side of the LAN.
+	disc := r.startCmd(t, nil, bin, "discover", "--timeout", "2s", "--json")
+	disc.wait(t, 20*time.Second)
+	disc.mu.Lock()
+	out := strings.Join(disc.lines, "\n")
+	disc.mu.Unlock()
+	var listed []Instance
+	if err := json.Unmarshal([]byte(out), &listed); err != nil || disc.cmd.ProcessState.ExitCode() != 0 {
+		t.Fatalf("shopbridge discover --json: exit %d, %v:\n%s", disc.cmd.ProcessState.ExitCode(), err, out)
+	}
+	if len(listed) != 1 || listed[0].Name != "shopbridge e2e" || listed[0].System == "" || listed[0].URL != in.URL {
+		t.Errorf("shopbridge discover listed %+v", listed)
+	}
+	table := r.startCmd(t, nil, bin, "discover", "--timeout", "1s")
+	table.wait(t, 20*time.Second)
+	table.mu.Lock()
+	out = strings.Join(table.lines, "\n")
+	table.mu.Unlock()
+	if !strings.Contains(out, "shopbridge e2e") || !strings.Contains(out, "ok http://10.77.1.1:8480/api/v2") {
+		t.Errorf("shopbridge discover table:\n%s", out)
+	}
+
 	get := d.start(t, "get", "GET_URL=http://127.0.0.1:8480/admin/api/status")
 	line, _ := get.waitLine(0, 10*time.Second, "status body", func(l string) bool { return strings.HasPrefix(l, "BODY ") })
 	var st struct {

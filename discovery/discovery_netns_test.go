@@ -171,3 +171,33 @@ func TestNetnsAddressChange(t *testing.T) {
 	})
 	t.Logf("MEASURE address change → new address offered to a fresh browse: %v (%v)", time.Since(changed).Round(10*time.Millisecond), ipStrings(found[0]))
 }
+
+// TestNetnsNewInterface: an interface that comes up after the start gets
+// its own registration (a server joins multicast groups only when it
+// starts), and the first interface keeps offering the service.
+func TestNetnsNewInterface(t *testing.T) {
+	needNetns(t)
+	t.Parallel()
+	d, r1, r2 := newNS(t, "d"), newNS(t, "r1"), newNS(t, "r2")
+	link(t, d, "lan1", r1, "eth0")
+	d.addr(t, "lan1", "10.78.1.1/24")
+	r1.addr(t, "eth0", "10.78.1.2/24")
+	ann := d.start(t, "announce", "ANNOUNCE_NAME=growing", "ANNOUNCE_ID=growing-id")
+	_, i := ann.waitStatus(0, 10*time.Second, "announcing on lan1", func(s Status) bool { return s.State == "announcing" })
+	r1.browseUntil(t, 10*time.Second, "the daemon on lan1", func(f []Instance) bool { return len(f) == 1 && f[0].URL != "" })
+
+	added := time.Now()
+	link(t, d, "lan2", r2, "eth0")
+	d.addr(t, "lan2", "10.78.2.1/24")
+	r2.addr(t, "eth0", "10.78.2.2/24")
+	ann.waitStatus(i, 10*time.Second, "announcing on both", func(s Status) bool { return s.State == "announcing" && len(s.Interfaces) == 2 })
+	found := r2.browseUntil(t, 10*time.Second, "the daemon on the new interface", func(f []Instance) bool { return len(f) == 1 && f[0].URL != "" })
+	t.Logf("MEASURE new interface → found there: %v", time.Since(added).Round(10*time.Millisecond))
+	if got := v4s(found[0]); !slices.Equal(got, []string{"10.78.2.1"}) {
+		t.Errorf("new interface offers %v, want [10.78.2.1]", got)
+	}
+	found = r1.browseUntil(t, 10*time.Second, "the daemon still on lan1", func(f []Instance) bool { return len(f) == 1 && f[0].URL != "" })
+	if got := v4s(found[0]); !slices.Equal(got, []string{"10.78.1.1"}) {
+		t.Errorf("lan1 offers %v after the new interface, want [10.78.1.1]", got)
+	}
+}

@@ -150,7 +150,13 @@ func (n *netns) startCmd(t *testing.T, env []string, args ...string) *proc {
 		}
 		<-p.exit
 		if t.Failed() {
-			t.Logf("%s %v stderr:\n%s", n.name, args[len(args)-1], stderr.String())
+			p.mu.Lock()
+			lines := p.lines
+			if len(lines) > 60 {
+				lines = lines[len(lines)-60:]
+			}
+			p.mu.Unlock()
+			t.Logf("%s %v\nstdout (last lines):\n%s\nstderr:\n%s", n.name, args[len(args)-1], strings.Join(lines, "\n"), stderr.String())
 		}
 	})
 	return p

@@ -110,7 +110,9 @@ timezone = "Europe/Moscow"
 		{"bare bool flag", []string{"--config", file, "--mdns"}, env{},
 			func(c Config) bool { return c.MDNS }},
 		{"tokens", []string{"--config", file, "--terminal-token", "t0k", "--admin-token=adm"}, env{"SHOPBRIDGE_UPSTREAM_TOKEN": "up"},
-			func(c Config) bool { return c.TerminalToken == "t0k" && c.AdminToken == "adm" && c.UpstreamToken == "up" }},
+			func(c Config) bool {
+				return c.TerminalToken == "t0k" && c.AdminToken == "adm" && c.UpstreamToken == "up"
+			}},
 		{"sizes and levels", []string{"--config", file, "--journal-max-size", "2 GiB", "--log-level", "DEBUG", "--journal-max-age", "0s"}, env{},
 			func(c Config) bool { return c.JournalMaxSize == 2<<30 && c.LogLevel == "debug" && c.JournalMaxAge == 0 }},
 	}

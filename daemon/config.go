@@ -365,6 +365,9 @@ func ParseConfigFile(path string, data []byte) (map[string]string, error) {
 		if !known[name] || name == "service" {
 			return nil, usagef("config file %s: unknown key %q", path, k)
 		}
+		if _, twice := out[name]; twice {
+			return nil, usagef("config file %s: key %s is given twice (with dashes and with underscores)", path, name)
+		}
 		switch v := raw[k].(type) {
 		case string:
 			out[name] = v

@@ -153,6 +153,7 @@ func TestRunBadValues(t *testing.T) {
 		{"journal age", []string{"--journal-max-age", "-1h"}, nil, []string{"--journal-max-age"}},
 		{"journal size", []string{"--journal-max-size", "10XB"}, nil, []string{"--journal-max-size", "10XB"}},
 		{"journal size negative", []string{"--journal-max-size", "-5"}, nil, []string{"--journal-max-size"}},
+		{"journal size overflow", []string{"--journal-max-size", "9999999999GiB"}, nil, []string{"--journal-max-size", "too large"}},
 		{"log level", []string{"--log-level", "loud"}, nil, []string{"--log-level", "loud"}},
 		{"unknown flag", []string{"--colour"}, nil, []string{"colour"}},
 		{"flag without value", []string{"--listen"}, nil, []string{"listen"}},
@@ -181,6 +182,7 @@ func TestRunBadValues(t *testing.T) {
 		{"file date", `name = 2026-03-22`, []string{"key name", "unsupported"}},
 		{"file bool for name", `name = true`, nil},
 		{"file mdns string", `mdns = "sometimes"`, []string{"key mdns", "sometimes"}},
+		{"file key twice", "sync_interval = \"1s\"\nsync-interval = \"2s\"\n", []string{"key sync-interval is given twice"}},
 	}
 	for _, ft := range fileTests {
 		path := badFile(ft.text)

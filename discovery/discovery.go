@@ -41,7 +41,7 @@ var (
 	pollInterval  = time.Second     // interface and address polling
 	retryInterval = 5 * time.Second // after a failure to open UDP 5353
 	probeWait     = 600 * time.Millisecond
-	ttlService    = uint32(3200) // the library's TTL for PTR, SRV and TXT
+	ttlService    = uint32(3200) // the library's fixed TTL for PTR, SRV and TXT; ours match it
 	ttlHost       = uint32(120)  // RFC 6762 §10 for A/AAAA
 )
 
@@ -388,8 +388,7 @@ func (a *Announcer) register(name string, chosen []lanIface, nifs []net.Interfac
 	if err != nil {
 		return nil, fmt.Errorf("register mDNS instance %q on %s: %w", name, ifaceNames(nifs), err)
 	}
-	s.TTL(ttlService)
-	return s, nil
+	return s, nil // its TTL for PTR, SRV and TXT is ttlService already; setting it now would race its prober
 }
 
 // teardown sends the goodbye and closes everything; run calls it on exit.

@@ -3,13 +3,14 @@ module github.com/shopbridge/shopbridge
 go 1.26
 
 require (
-	github.com/BurntSushi/toml v1.6.0 // indirect
-	github.com/cenkalti/backoff v2.2.1+incompatible // indirect
-	github.com/grandcat/zeroconf v1.0.1-0.20230119201135-e4f60f8407b1 // indirect
-	github.com/julienschmidt/httprouter v1.3.0 // indirect
-	github.com/kardianos/service v1.3.0 // indirect
-	github.com/miekg/dns v1.1.41 // indirect
-	go.etcd.io/bbolt v1.4.3 // indirect
-	golang.org/x/net v0.0.0-20210423184538-5f58ad60dda6 // indirect
-	golang.org/x/sys v0.34.0 // indirect
+	github.com/BurntSushi/toml v1.6.0
+	github.com/grandcat/zeroconf v1.0.1-0.20230119201135-e4f60f8407b1
+	github.com/julienschmidt/httprouter v1.3.0
+	github.com/kardianos/service v1.3.0
+	github.com/miekg/dns v1.1.41
+	go.etcd.io/bbolt v1.4.3
+	golang.org/x/net v0.0.0-20210423184538-5f58ad60dda6
+	golang.org/x/sys v0.34.0
 )
+
+require github.com/cenkalti/backoff v2.2.1+incompatible // indirect

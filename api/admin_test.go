@@ -182,7 +182,7 @@ func TestParseListParams(t *testing.T) {
 		{raw: "date=Today", kind: shopbridge.EVALUE},
 		{raw: "date=+2026-03-22", kind: shopbridge.EVALUE},
 		{raw: "date=%", kind: shopbridge.EINVALID},
-		{raw: "a=1;b=2", kind: shopbridge.EINVALID},
+		{raw: "a=1;b=2&x=%zz&number=7", want: api.ListParams{Number: "7"}}, // unknown parameters, readable or not, are ignored
 	}
 	for _, tt := range tests {
 		got, err := api.ParseListParams(tt.raw)

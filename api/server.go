@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -292,11 +293,23 @@ type ListParams struct {
 // ParseListParams reads list parameters from a raw query, ignoring unknown
 // ones. date must be "today" or a real calendar day.
 func ParseListParams(rawQuery string) (ListParams, error) {
-	q, err := parseQuery(rawQuery)
-	if err != nil {
-		return ListParams{}, shopbridge.Errorf(shopbridge.EINVALID, "query", "bad query string: %v", err)
+	var p ListParams
+	for _, pair := range strings.Split(rawQuery, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		key, err := url.QueryUnescape(k)
+		if err != nil || (key != "date" && key != "number") {
+			continue // unknown parameters, readable or not, are ignored
+		}
+		val, err := url.QueryUnescape(v)
+		if err != nil {
+			return ListParams{}, shopbridge.Errorf(shopbridge.EINVALID, key, "bad escape in %s: %v", key, err)
+		}
+		if key == "date" && p.Date == "" {
+			p.Date = val
+		} else if key == "number" && p.Number == "" {
+			p.Number = val
+		}
 	}
-	p := ListParams{Date: q.Get("date"), Number: q.Get("number")}
 	if p.Date != "" && p.Date != "today" {
 		if _, err := time.Parse("2006-01-02", p.Date); err != nil || len(p.Date) != 10 {
 			return ListParams{}, shopbridge.Errorf(shopbridge.EVALUE, "date", "date must be \"today\" or YYYY-MM-DD, not %q", p.Date)

@@ -271,7 +271,7 @@ func TestList(t *testing.T) {
 		{"no such day", "?date=2026-02-30", api.CodeInvalidValue, "date"},
 		{"short date", "?date=2026-3-22", api.CodeInvalidValue, "date"},
 		{"date with time", "?date=2026-03-22T10:00:00", api.CodeInvalidValue, "date"},
-		{"bad escape", "?date=%zz", api.CodeSyntax, "query"},
+		{"bad escape", "?date=%zz", api.CodeSyntax, "date"},
 	}
 	for _, tt := range bad {
 		wantError(t, tt.name, ts.get(t, "/api/v2/list"+tt.query), 400, tt.code, tt.subject)

@@ -30,10 +30,13 @@ const (
 const (
 	DefaultInterval = 10 * time.Second
 	DefaultInFlight = 8
-	DefaultTimeout  = 5 * time.Second // one upstream request, headers and body
-	DefaultMaxBody  = 8 << 20         // the largest upstream answer read
-	journalBodyMax  = 64 << 10        // bodies kept in a journal entry
-	answerExcerpt   = 512             // the upstream's answer kept with a parked receipt
+	// DefaultFetchWorkers bills are fetched together after a list: enough
+	// that 1,000 new bills mirror in well under 10 s over a 50 ms link.
+	DefaultFetchWorkers = 8
+	DefaultTimeout      = 5 * time.Second // one upstream request, headers and body
+	DefaultMaxBody      = 8 << 20         // the largest upstream answer read
+	journalBodyMax      = 64 << 10        // bodies kept in a journal entry
+	answerExcerpt       = 512             // the upstream's answer kept with a parked receipt
 )
 
 // client talks to the upstream CRM API. It trusts nothing it receives: every

@@ -62,7 +62,7 @@ func (s *Syncer) pullLoop(ctx context.Context) {
 		if !s.Online() {
 			if err := s.hello(ctx); err != nil {
 				probes++
-				wait(ctx, backoff(probes, 250*time.Millisecond, probeMax), s.pullNow)
+				wait(ctx, backoff(probes, 100*time.Millisecond, probeMax), s.pullNow)
 				continue
 			}
 			probes = 0

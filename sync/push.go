@@ -42,12 +42,14 @@ type pusher struct {
 type keyState struct {
 	fails     int
 	notBefore time.Time
+	transport bool // the last failure was no answer at all, not a refusal
 }
 
 type pushResult struct {
 	r          *shopbridge.Receipt
 	outcome    string // delivered, retry, parked, abandoned
 	retryAfter time.Duration
+	transport  bool // retry after no answer (refused, reset, timeout)
 }
 
 // Push outcomes.
@@ -108,6 +110,13 @@ func (p *pusher) run(ctx context.Context) {
 			}
 		case <-changed:
 			if s.Online() {
+				// The upstream is back: receipts that failed for want of
+				// any answer go now; those it refused keep their backoff.
+				for key, ks := range p.keys {
+					if ks.transport {
+						delete(p.keys, key)
+					}
+				}
 				p.load(true)
 			}
 		case <-timer.C:
@@ -217,6 +226,7 @@ func (p *pusher) finish(res pushResult) {
 		}
 		if res.outcome == outRetry {
 			ks.fails++
+			ks.transport = res.transport
 			d := backoff(ks.fails, pushRetryBase, pushRetryMax)
 			if res.retryAfter > 0 {
 				d = max(d, min(res.retryAfter, retryAfterMax))
@@ -262,6 +272,7 @@ func (p *pusher) push(r *shopbridge.Receipt) {
 		note = "abandoned at shutdown: " + err.Error()
 	case err != nil:
 		res.outcome = outRetry
+		res.transport = true
 		note = err.Error()
 	case retryable(resp.status):
 		res.outcome = outRetry

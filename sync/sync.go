@@ -36,7 +36,7 @@ type Config struct {
 	ReadThroughTimeout time.Duration
 	// MaxBody caps an upstream answer; default 8 MiB.
 	MaxBody int64
-	// FetchWorkers is how many bills are fetched together; default 4.
+	// FetchWorkers is how many bills are fetched together; default 8.
 	FetchWorkers int
 }
 
@@ -103,7 +103,7 @@ func New(cfg Config, st *storage.Store) *Syncer {
 		cfg.MaxBody = DefaultMaxBody
 	}
 	if cfg.FetchWorkers <= 0 {
-		cfg.FetchWorkers = 4
+		cfg.FetchWorkers = DefaultFetchWorkers
 	}
 	if cfg.Timezone == nil {
 		cfg.Timezone = time.Local

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPrintDaemonStatus(t *testing.T) {
+	now := time.Now()
+	doc := map[string]any{
+		"upstream": "offline", "upstream_url": "http://crm.example", "upstream_since": now.Add(-90 * time.Second),
+		"last_pull_at": now.Add(-2 * time.Minute), "last_push_at": nil, "last_error": "GET /api/v2/list: no answer within 5s",
+		"outbox": 3, "outbox_oldest": now.Add(-5 * time.Minute), "parked": 1,
+		"parked_receipts": []map[string]any{{"event_id": "evt-9", "bill_id": "206929", "received_at": now.Add(-time.Hour),
+			"attempts": 2, "answer": "HTTP 400: {\"errors\":[{\"code\":2001,\"reason\":\"bad\"}]}"}},
+	}
+	var gotAuth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotAuth = r.Header.Get("Authorization")
+		if r.URL.Path != "/admin/api/status" {
+			http.NotFound(w, r)
+			return
+		}
+		json.NewEncoder(w).Encode(doc)
+	}))
+	defer srv.Close()
+	t.Setenv("SHOPBRIDGE_ADMIN_TOKEN", "adm")
+	var buf bytes.Buffer
+	if err := printDaemonStatus(&buf, srv.URL+"/"); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"upstream:   offline since", "(1m30s ago)", "http://crm.example", "last pull:", "(2m0s ago)",
+		"last push:  never", "last error: GET /api/v2/list", "outbox:     3 receipt(s) waiting", "(5m0s ago)",
+		"parked:     1 receipt(s)", "evt-9  bill 206929", "attempts 2", `answer: HTTP 400: {"errors"`, "shopbridge outbox retry"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+	if gotAuth != "Bearer adm" {
+		t.Errorf("Authorization = %q, want the admin token", gotAuth)
+	}
+
+	doc = map[string]any{"upstream": "none", "outbox": 0, "parked": 0, "parked_receipts": []any{}}
+	buf.Reset()
+	if err := printDaemonStatus(&buf, srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "standalone") || !strings.Contains(buf.String(), "outbox:     empty") {
+		t.Errorf("standalone status:\n%s", buf.String())
+	}
+	srv.Close()
+	if err := printDaemonStatus(&buf, srv.URL); err == nil || !strings.Contains(err.Error(), "cannot reach") {
+		t.Errorf("unreachable daemon: %v", err)
+	}
+}
+
+func TestRetryParked(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost && r.URL.EscapedPath() == "/admin/api/outbox/evt%2F1/retry":
+			w.Write([]byte(`{"retried":true}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			w.Write([]byte(`{"errors":[{"code":2003,"reason":"no receipt with event id x","subject":"id"}]}`))
+		}
+	}))
+	defer srv.Close()
+	if err := retryParked(srv.URL, "evt/1"); err != nil {
+		t.Errorf("retry: %v", err)
+	}
+	err := retryParked(srv.URL, "x")
+	if err == nil || !strings.Contains(err.Error(), "no receipt with event id x") || !strings.Contains(err.Error(), "404") {
+		t.Errorf("retry of an unknown receipt: %v", err)
+	}
+	if code := cmdOutbox(nil); code != 2 {
+		t.Errorf("outbox without action: exit %d, want 2", code)
+	}
+	if code := cmdOutbox([]string{"retry"}); code != 2 {
+		t.Errorf("retry without id: exit %d, want 2", code)
+	}
+	if code := cmdOutbox([]string{"retry", "a", "b"}); code != 2 {
+		t.Errorf("retry with two ids: exit %d, want 2", code)
+	}
+	if code := cmdOutbox([]string{"retry", "evt/1", "--addr", srv.URL}); code != 0 {
+		t.Errorf("retry ID --addr: exit %d", code)
+	}
+	if code := cmdOutbox([]string{"retry", "--addr", srv.URL, "x"}); code != 1 {
+		t.Errorf("retry of unknown: exit %d, want 1", code)
+	}
+}

@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# run.sh measures shopbridge against baselines measured in the same run on
+# the same machine and prints a table; see bench/README.md. It installs
+# nothing, uses loopback only and stops every process it started on exit.
+#
+# Environment: SHOPBRIDGE_BIN (default bin/shopbridge), IDLE_SECONDS (60),
+# WRK_SECONDS (10), POST_SECONDS (10), BENCH_TMPDIR (where stores go; must be
+# on the disk the daemon would use; default $TMPDIR or /tmp),
+# BENCH_RESULTS (default bench/results.txt).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${SHOPBRIDGE_BIN:-$ROOT/bin/shopbridge}
+IDLE_SECONDS=${IDLE_SECONDS:-60}
+WRK_SECONDS=${WRK_SECONDS:-10}
+POST_SECONDS=${POST_SECONDS:-10}
+RESULTS=${BENCH_RESULTS:-$ROOT/bench/results.txt}
+BILL_ID=49040 # a --demo bill
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "bench: missing ${missing[*]}; install with: apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+command -v go >/dev/null || { echo "bench: go is not on PATH (needed to build the bench programs)" >&2; exit 1; }
+command -v curl >/dev/null || { echo "bench: missing curl; install with: apt-get install -y curl" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "bench: $BIN not found; run make build first (or make bench)" >&2; exit 1; }
+
+W=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/shopbridge-bench.XXXXXX")
+PIDS=()
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null || true
+	done
+	for p in "${PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+: >"$RESULTS"
+say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
+# kv LINE KEY prints the value of KEY=value in a RESULT line.
+kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+# ratio A B prints A/B with two decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# met VALUE OP GOAL prints yes or NO.
+met() { awk -v a="$1" -v g="$3" -v op="$2" 'BEGIN { ok = (op == ">=") ? a >= g : a < g; print ok ? "yes" : "NO" }'; }
+
+# start_bg LOG CMD... starts CMD with stderr to LOG, waits for its
+# "msg=listening addr=..." line and sets BG_PID and BG_ADDR.
+start_bg() {
+	local log=$1 i
+	shift
+	"$@" 2>"$log" >/dev/null &
+	BG_PID=$!
+	PIDS+=("$BG_PID")
+	for i in $(seq 1 600); do
+		BG_ADDR=$(sed -n 's/.*msg=listening addr=\([^ ]*\).*/\1/p' "$log" | head -n1)
+		[ -n "$BG_ADDR" ] && return 0
+		kill -0 "$BG_PID" 2>/dev/null || { echo "bench: $1 exited at start:" >&2; cat "$log" >&2; exit 1; }
+		sleep 0.05
+	done
+	echo "bench: $1 did not start listening in 30 s" >&2
+	cat "$log" >&2
+	exit 1
+}
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+echo "building bench programs..." >&2
+(cd "$ROOT" && CGO_ENABLED=0 go build -o "$W/tools/" ./bench/...)
+T=$W/tools
+
+FSTYPE=$(stat -f -c %T "$W")
+say "shopbridge bench — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+say "daemon: $("$BIN" version 2>/dev/null | head -n1)"
+say "machine: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)), $(uname -sr), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM"
+say "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews req/s; server CPU per request less so)"
+say "stores in $W ($FSTYPE); wrk $(wrk -v 2>&1 | head -n1 | awk '{print $2}'), $("$NGINX" -v 2>&1 | sed 's/.*version: //'), $(go version | awk '{print $3}')"
+[ "$FSTYPE" = tmpfs ] && say "WARNING: $W is tmpfs: fsync costs nothing here; set BENCH_TMPDIR to a directory on disk"
+say ""
+
+# ---- 1. GET /api/v2/bill/byid/:id: shopbridge vs nginx vs bare net/http ----
+say "== 1. GET /api/v2/bill/byid/$BILL_ID — wrk -t2 -c64 -d${WRK_SECONDS}s after a 2 s warm-up (wrk and server share the cores)"
+mkdir -p "$W/d1"
+start_bg "$W/d1.log" "$BIN" run --listen 127.0.0.1:0 --data "$W/d1" --mdns=false --demo
+DPID=$BG_PID DADDR=$BG_ADDR
+mkdir -p "$W/nginx/root/api/v2/bill/byid" "$W/nginx/tmp"
+curl -fsS -o "$W/nginx/root/api/v2/bill/byid/$BILL_ID" "http://$DADDR/api/v2/bill/byid/$BILL_ID"
+BILL_FILE=$W/nginx/root/api/v2/bill/byid/$BILL_ID
+stop_pid "$DPID"
+say "bill: $(wc -c <"$BILL_FILE") bytes"
+
+wrk_run() { # URL PID -> RESULT line of the measured run, plus the server's CPU per request
+	local a b r line
+	wrk -t2 -c64 -d2s "$1" >/dev/null
+	a=$("$T/proc" cpu "$2")
+	line=$(wrk -t2 -c64 -d"${WRK_SECONDS}s" --latency -s "$ROOT/bench/wrk-report.lua" "$1" | grep '^RESULT')
+	b=$("$T/proc" cpu "$2")
+	r=$(kv "$line" requests)
+	echo "$line server_cpu_us_per_req=$(awk -v ms=$((b - a)) -v r="$r" 'BEGIN { printf "%.1f", r > 0 ? ms * 1000 / r : 0 }') load=$(cut -d' ' -f1 /proc/loadavg)"
+}
+
+NPORT=$("$T/proc" freeport)
+cat >"$W/nginx/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes auto;
+pid $W/nginx/nginx.pid;
+error_log $W/nginx/error.log warn;
+$( [ "$(id -u)" = 0 ] && echo "user root;" )
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    keepalive_timeout 65;
+    default_type application/json;
+    client_body_temp_path $W/nginx/tmp/body;
+    proxy_temp_path $W/nginx/tmp/proxy;
+    fastcgi_temp_path $W/nginx/tmp/fastcgi;
+    uwsgi_temp_path $W/nginx/tmp/uwsgi;
+    scgi_temp_path $W/nginx/tmp/scgi;
+    server {
+        listen 127.0.0.1:$NPORT;
+        root $W/nginx/root;
+    }
+}
+CONF
+"$NGINX" -p "$W/nginx" -c "$W/nginx/nginx.conf" -e "$W/nginx/error.log" 2>"$W/nginx.log" &
+NGPID=$!
+PIDS+=("$NGPID")
+for i in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$NPORT/api/v2/bill/byid/$BILL_ID" 2>/dev/null && break; sleep 0.05; done
+curl -fsS "http://127.0.0.1:$NPORT/api/v2/bill/byid/$BILL_ID" | cmp -s - "$BILL_FILE" || { echo "bench: nginx does not serve the bill bytes" >&2; cat "$W/nginx/error.log" >&2; exit 1; }
+R_NGINX=$(wrk_run "http://127.0.0.1:$NPORT/api/v2/bill/byid/$BILL_ID" "$NGPID")
+stop_pid "$NGPID"
+say "nginx:      $R_NGINX"
+
+start_bg "$W/bare.log" "$T/bare" -file "$BILL_FILE"
+BPID=$BG_PID
+curl -fsS "http://$BG_ADDR/api/v2/bill/byid/$BILL_ID" | cmp -s - "$BILL_FILE" || { echo "bench: bare does not serve the bill bytes" >&2; exit 1; }
+R_BARE=$(wrk_run "http://$BG_ADDR/api/v2/bill/byid/$BILL_ID" "$BPID")
+stop_pid "$BPID"
+say "bare:       $R_BARE"
+
+start_bg "$W/d1.log" "$BIN" run --listen 127.0.0.1:0 --data "$W/d1" --mdns=false --demo
+DPID=$BG_PID DADDR=$BG_ADDR
+curl -fsS "http://$DADDR/api/v2/bill/byid/$BILL_ID" | cmp -s - "$BILL_FILE" || { echo "bench: shopbridge does not serve the bill bytes" >&2; exit 1; }
+R_DAEMON=$(wrk_run "http://$DADDR/api/v2/bill/byid/$BILL_ID" "$DPID")
+sleep 0.5
+J1=$("$T/proc" status "http://$DADDR")
+stop_pid "$DPID"
+say "shopbridge: $R_DAEMON"
+say "shopbridge $J1"
+RPS_N=$(kv "$R_NGINX" rps) RPS_B=$(kv "$R_BARE" rps) RPS_D=$(kv "$R_DAEMON" rps)
+say "ratios: shopbridge/nginx $(ratio "$RPS_D" "$RPS_N") (goal >= 0.60), shopbridge/bare $(ratio "$RPS_D" "$RPS_B") (goal >= 0.85), bare/nginx $(ratio "$RPS_B" "$RPS_N")"
+say ""
+
+# ---- 2. durable receipts/s vs the disk's serial write+fsync rate ----
+say "== 2. POST /api/v2/receipts — 64 concurrent posters for ${POST_SECONDS}s vs serial 1 KiB write+fsync on the same filesystem"
+mkdir -p "$W/d2"
+R_FSYNC=$("$T/fsync" -dir "$W/d2" -d 3s)
+say "fsync:      $R_FSYNC"
+start_bg "$W/d2.log" "$BIN" run --listen 127.0.0.1:0 --data "$W/d2" --mdns=false --demo
+DPID=$BG_PID
+A=$("$T/proc" cpu "$DPID")
+R_POST=$("$T/post" -url "http://$BG_ADDR" -c 64 -d "${POST_SECONDS}s" 2>"$W/post.log")
+B=$("$T/proc" cpu "$DPID")
+R_POST="$R_POST server_cpu_us_per_receipt=$(awk -v ms=$((B - A)) -v r="$(kv "$R_POST" ok)" 'BEGIN { printf "%.1f", r > 0 ? ms * 1000 / r : 0 }') load=$(cut -d' ' -f1 /proc/loadavg)"
+stop_pid "$DPID"
+say "shopbridge: $R_POST"
+[ -s "$W/post.log" ] && say "poster saw: $(sort -u "$W/post.log" | head -n5 | tr '\n' ';')"
+OPS_F=$(kv "$R_FSYNC" ops_per_s) OPS_R=$(kv "$R_POST" receipts_per_s)
+say "ratio: shopbridge receipts/s / serial fsyncs/s $(ratio "$OPS_R" "$OPS_F") (goal >= 2); $(kv "$R_POST" receipts_per_commit) receipts per store commit (commits include journal batches)"
+say ""
+
+# ---- 3. start-up time and RSS with 100,000 bills and 1,000,000 journal entries ----
+say "== 3. start-up and RSS — 100,000 bills, 1,000,000 journal entries; median of 3 starts"
+R_MK=$("$T/mkstore" -out "$W/d3/shopbridge.db" -bills 100000 -journal 1000000)
+say "store:      $R_MK"
+# The default --journal-max-size (256MiB) would prune this journal 10 s
+# after start; the starts are shorter, but keep the store as built.
+R_START_ALL=$("$T/proc" startup -bin "$BIN" -data "$W/d3" -n 3 -ids 900001,925000,950000,975000,999999 -log "$W/d3.log" -- --journal-max-size 8GiB)
+while IFS= read -r line; do
+	case $line in
+	RESULT*) R_START=$line ;;
+	*) say "$line" ;;
+	esac
+done <<<"$R_START_ALL"
+say "median:     $R_START"
+say ""
+
+# ---- 4. idle cost ----
+say "== 4. idle — --demo, no upstream, mDNS off; ${IDLE_SECONDS}s after a 5 s settle"
+mkdir -p "$W/d4"
+R_IDLE=$("$T/proc" idle -bin "$BIN" -data "$W/d4" -settle 5s -d "${IDLE_SECONDS}s" -log "$W/d4.log" -- --demo)
+say "shopbridge: $R_IDLE"
+say ""
+
+# ---- more parts: bench/part-*.sh (e.g. sync figures) ----
+shopt -s nullglob
+for part in "$ROOT"/bench/part-*.sh; do
+	[ -x "$part" ] || continue
+	say "== $(basename "$part")"
+	mkdir -p "$W/part/$(basename "$part")"
+	SHOPBRIDGE_BIN=$BIN BENCH_TOOLS=$T BENCH_TMP=$W/part/$(basename "$part") BENCH_ROOT=$ROOT \
+		"$part" | tee -a "$RESULTS" || say "$(basename "$part") failed (exit $?)"
+	say ""
+done
+
+# ---- summary ----
+P99_N=$(kv "$R_NGINX" p99_us) P99_B=$(kv "$R_BARE" p99_us) P99_D=$(kv "$R_DAEMON" p99_us)
+READY=$(kv "$R_START" ready_ms) RSS=$(kv "$R_START" rss_after_mib) HWM=$(kv "$R_START" hwm_after_mib)
+CPU=$(kv "$R_IDLE" cpu_pct_schedstat)
+{
+	printf '%-44s %14s %14s %8s %10s %5s\n' "measure" "shopbridge" "baseline" "ratio" "goal" "met"
+	printf '%-44s %14s %14s %8s %10s %5s\n' "bill/byid req/s vs nginx" "$RPS_D" "$RPS_N" "$(ratio "$RPS_D" "$RPS_N")" ">= 0.60" "$(met "$(ratio "$RPS_D" "$RPS_N")" '>=' 0.60)"
+	printf '%-44s %14s %14s %8s %10s %5s\n' "bill/byid req/s vs bare net/http" "$RPS_D" "$RPS_B" "$(ratio "$RPS_D" "$RPS_B")" ">= 0.85" "$(met "$(ratio "$RPS_D" "$RPS_B")" '>=' 0.85)"
+	printf '%-44s %14s %14s %8s %10s %5s\n' "bill/byid p99 us (nginx / bare baselines)" "$P99_D" "$P99_N / $P99_B" "" "" ""
+	printf '%-44s %14s %14s %8s %10s %5s\n' "bill/byid server CPU us/req (nginx / bare)" "$(kv "$R_DAEMON" server_cpu_us_per_req)" "$(kv "$R_NGINX" server_cpu_us_per_req) / $(kv "$R_BARE" server_cpu_us_per_req)" "" "" ""
+	printf '%-44s %14s %14s %8s %10s %5s\n' "durable receipts/s vs serial fsync/s" "$OPS_R" "$OPS_F" "$(ratio "$OPS_R" "$OPS_F")" ">= 2" "$(met "$(ratio "$OPS_R" "$OPS_F")" '>=' 2)"
+	printf '%-44s %14s %14s %8s %10s %5s\n' "receipt server CPU us/receipt" "$(kv "$R_POST" server_cpu_us_per_receipt)" "" "" "" ""
+	printf '%-44s %14s %14s %8s %10s %5s\n' "receipts per store commit" "$(kv "$R_POST" receipts_per_commit)" "" "" "" ""
+	printf '%-44s %14s %14s %8s %10s %5s\n' "start-up ms, exec -> /healthz (median of 3)" "$READY" "" "" "< 300" "$(met "$READY" '<' 300)"
+	printf '%-44s %14s %14s %8s %10s %5s\n' "VmRSS MiB after list/bill requests" "$RSS" "" "" "< 64" "$(met "$RSS" '<' 64)"
+	printf '%-44s %14s %14s %8s %10s %5s\n' "VmHWM MiB after list/bill requests" "$HWM" "" "" "< 64" "$(met "$HWM" '<' 64)"
+	printf '%-44s %14s %14s %8s %10s %5s\n' "VmRSS MiB after /admin/api/status" "$(kv "$R_START" rss_status_mib)" "" "" "" ""
+	printf '%-44s %14s %14s %8s %10s %5s\n' "idle CPU % of one core" "$CPU" "" "" "< 0.5" "$(met "$CPU" '<' 0.5)"
+	printf '%-44s %14s %14s %8s %10s %5s\n' "idle wake-ups/s" "$(kv "$R_IDLE" wakeups_per_s)" "" "" "" ""
+} | tee -a "$RESULTS"
+echo "results written to $RESULTS" >&2

@@ -185,36 +185,58 @@ func (s *Syncer) pull(ctx context.Context) error {
 }
 
 // fetchBills fetches and stores bills, a few at a time, until done or the
-// upstream goes offline. A bill the upstream refuses or mangles is skipped;
-// the store keeps what it had and the next pull asks again.
+// upstream goes offline. One writer stores what the fetchers bring, so the
+// store's commits overlap the next fetches. A bill the upstream refuses or
+// mangles is skipped; the store keeps what it had and the next pull asks
+// again.
 func (s *Syncer) fetchBills(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	work := make(chan string)
+	bodies := make(chan []byte, s.cfg.FetchWorkers)
 	var (
 		wg     gosync.WaitGroup
 		mu     gosync.Mutex
 		failed int
 		first  error
 	)
+	fail := func(err error) {
+		mu.Lock()
+		failed++
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+	}
 	for range min(s.cfg.FetchWorkers, len(ids)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for id := range work {
-				err := s.storeBill(ctx, id)
-				if err != nil && !errors.Is(err, errNoBill) {
-					mu.Lock()
-					failed++
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
+				body, err := s.fetchBill(ctx, id)
+				switch {
+				case errors.Is(err, errNoBill):
+				case err != nil:
+					fail(err)
+				default:
+					bodies <- body
 				}
 			}
 		}()
 	}
+	stored := make(chan struct{})
+	go func() {
+		defer close(stored)
+		for body := range bodies {
+			if _, _, err := s.st.PutBill(body, time.Now()); err != nil {
+				s.log.Error("store a bill", "err", err)
+				fail(err)
+				continue
+			}
+			s.m.billsFetched.Add(1)
+		}
+	}()
 	for _, id := range ids {
 		if ctx.Err() != nil || !s.Online() {
 			break
@@ -223,6 +245,8 @@ func (s *Syncer) fetchBills(ctx context.Context, ids []string) error {
 	}
 	close(work)
 	wg.Wait()
+	close(bodies)
+	<-stored
 	if failed > 0 {
 		return fmt.Errorf("%d of %d bills not fetched, first: %w", failed, len(ids), first)
 	}

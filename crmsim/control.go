@@ -19,6 +19,7 @@ type State struct {
 	FaultActive bool             `json:"fault_active"` // the fault is in its on phase
 	Latency     string           `json:"latency"`      // base latency, a Go duration
 	Bills       int              `json:"bills"`
+	Settled     int              `json:"settled"` // bills settled by receipts (Config.Settle)
 	Receipts    int              `json:"receipts"`
 	Counters    map[string]int64 `json:"counters"`
 }
@@ -28,7 +29,7 @@ func (s *Server) State() State {
 	s.mu.Lock()
 	st := State{
 		API: s.apiAddr, Control: s.ctlAddr, System: s.system, Fault: s.fault, FaultActive: s.faultOn,
-		Latency: s.latency.String(), Bills: len(s.bills), Receipts: len(s.receipts),
+		Latency: s.latency.String(), Bills: len(s.bills), Settled: len(s.settled), Receipts: len(s.receipts),
 	}
 	s.mu.Unlock()
 	st.Counters = s.Counters()

@@ -22,6 +22,11 @@
 // A data file's optional "list" entries replace or add summaries by id; a
 // listed id without a bill answers 404 on bill/byid.
 //
+// With Config.Settle a delivered SELL receipt (FullSettlement or no method)
+// drops its bill from the no-parameter and date lists, as the CRM closes a
+// paid bill, and a PAYBACK lists it again; without it receipts change
+// nothing.
+//
 // With Config.Token set every /api/v2 call needs "Authorization: Bearer
 // Token", else 401. Errors carry Evotor's body {"errors":[{"code": N,
 // "reason": "...", "subject": "..."}]} with the Code* constants: 1000 internal

@@ -391,3 +391,43 @@ func TestDefaultDataMatchesJournal(t *testing.T) {
 		}
 	}
 }
+
+func TestSettle(t *testing.T) {
+	s := crmsim.MustOpen(t, crmsim.Config{Settle: true})
+	post := func(body string) {
+		t.Helper()
+		if st, b, _ := call(t, "POST", s.URL()+"/api/v2/receipts", []byte(body), nil); st != 200 {
+			t.Fatalf("receipt = %d %s", st, b)
+		}
+	}
+	listed := func(query string) bool {
+		_, b := get(t, s.URL()+"/api/v2/list"+query)
+		for _, id := range ids(t, b) {
+			if id == "49040" {
+				return true
+			}
+		}
+		return false
+	}
+	post(`{"id": "1", "data": {"type": "SELL", "extras": {"billId": "49040", "settlementMethod": "PartialPrepayment"}}}`)
+	if s.Settled("49040") || !listed("") {
+		t.Fatal("a prepayment settled the bill")
+	}
+	post(`{"id": "2", "data": {"type": "SELL", "extras": {"billId": "49040"}}}`)
+	if !s.Settled("49040") || listed("") || listed("?date=2026-03-22") || !listed("?number=49040-CRM") {
+		t.Fatal("a SELL without a method did not settle the bill (or number= lost it)")
+	}
+	if st, _ := get(t, s.URL()+"/api/v2/bill/byid/49040"); st != 200 {
+		t.Fatalf("settled bill by id = %d", st)
+	}
+	post(`{"id": "3", "data": {"type": "PAYBACK", "extras": {"billId": "49040"}}}`)
+	if s.Settled("49040") || !listed("") {
+		t.Fatal("a PAYBACK did not reopen the bill")
+	}
+	// Without Settle, receipts change nothing.
+	plain := crmsim.MustOpen(t, crmsim.Config{})
+	call(t, "POST", plain.URL()+"/api/v2/receipts", []byte(`{"id": "2", "data": {"type": "SELL", "extras": {"billId": "49040"}}}`), nil)
+	if plain.Settled("49040") {
+		t.Fatal("settled without Config.Settle")
+	}
+}

@@ -53,6 +53,13 @@ type Config struct {
 	Location *time.Location // zone of date=today; nil means time.Local
 	Latency  time.Duration  // base latency added to every /api/v2 call
 	Logger   *slog.Logger   // nil means slog.Default()
+
+	// Settle makes the simulator behave like the CRM closing a bill: a
+	// delivered SELL receipt whose data.extras.billId names a bill and whose
+	// data.extras.settlementMethod is FullSettlement or absent drops the bill
+	// from the no-parameter and date lists (number= and bill/byid still find
+	// it); a delivered PAYBACK for it lists it again.
+	Settle bool
 }
 
 // Server is a running simulator. Its methods are safe for concurrent use
@@ -66,6 +73,7 @@ type Server struct {
 	system   string
 	bills    map[string]*bill
 	over     map[string]*summary // list overrides by id
+	settled  map[string]bool     // bills settled by receipts (Config.Settle)
 	sorted   []*summary          // cache of the no-parameter list; nil when stale
 	latency  time.Duration
 	fault    Fault
@@ -248,7 +256,7 @@ func (s *Server) SetData(d *Data) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.system, s.bills, s.over, s.sorted = d.System, bills, over, nil
+	s.system, s.bills, s.over, s.sorted, s.settled = d.System, bills, over, nil, map[string]bool{}
 	return nil
 }
 
@@ -317,6 +325,7 @@ func (s *Server) DeleteBill(id string) bool {
 	_, o := s.over[id]
 	delete(s.bills, id)
 	delete(s.over, id)
+	delete(s.settled, id)
 	s.sorted = nil
 	return b || o
 }
@@ -368,7 +377,7 @@ func (s *Server) list(date, number string) []*summary {
 		})
 		s.sorted = all
 	}
-	if date == "" && number == "" {
+	if date == "" && number == "" && len(s.settled) == 0 {
 		return s.sorted
 	}
 	var out []*summary
@@ -377,6 +386,9 @@ func (s *Server) list(date, number string) []*summary {
 			continue
 		}
 		if number != "" && sum.number != number {
+			continue
+		}
+		if number == "" && s.settled[sum.id] {
 			continue
 		}
 		out = append(out, sum)
@@ -562,7 +574,45 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	delivered := a.status == http.StatusOK && f.Mode != FaultMalformed
 	s.finish(rec, a.status, applied, delivered)
+	if delivered && rec != nil && s.cfg.Settle {
+		s.settle(rec.Body)
+	}
 	writeAnswer(w, a)
+}
+
+// settle applies a delivered receipt to the bill it names (Config.Settle).
+func (s *Server) settle(body []byte) {
+	var ev struct {
+		Data struct {
+			Type   string `json:"type"`
+			Extras struct {
+				BillID           string `json:"billId"`
+				SettlementMethod string `json:"settlementMethod"`
+			} `json:"extras"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(body, &ev) != nil || ev.Data.Extras.BillID == "" {
+		return
+	}
+	id, method := ev.Data.Extras.BillID, ev.Data.Extras.SettlementMethod
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.bills[id]; !ok {
+		return
+	}
+	switch {
+	case ev.Data.Type == "SELL" && (method == "" || method == "FullSettlement"):
+		s.settled[id] = true
+	case ev.Data.Type == "PAYBACK":
+		delete(s.settled, id)
+	}
+}
+
+// Settled reports whether a receipt settled the bill (Config.Settle).
+func (s *Server) Settled(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.settled[id]
 }
 
 func writeAnswer(w http.ResponseWriter, a answer) {

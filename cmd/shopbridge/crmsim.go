@@ -38,6 +38,8 @@ flags:
   --latency D       base latency of every call, e.g. 50ms (default 0)
   --token T         require "Authorization: Bearer T" on /api/v2 calls
   --timezone NAME   time zone of list?date=today (default the OS zone)
+  --settle          a delivered SELL receipt (FullSettlement or no method)
+                    drops its bill from the lists, a PAYBACK lists it again
 `
 
 func runCRMSim(args []string) int {
@@ -50,6 +52,7 @@ func runCRMSim(args []string) int {
 	latency := fs.Duration("latency", 0, "")
 	token := fs.String("token", "", "")
 	timezone := fs.String("timezone", "", "")
+	settle := fs.Bool("settle", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(os.Stderr, crmsimUsage)
@@ -83,7 +86,7 @@ func runCRMSim(args []string) int {
 		loc = l
 	}
 	cfg := crmsim.Config{
-		Listen: *listen, Control: *control, Token: *token, Location: loc, Latency: *latency,
+		Listen: *listen, Control: *control, Token: *token, Location: loc, Latency: *latency, Settle: *settle,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
 	switch {
@@ -98,7 +101,7 @@ func runCRMSim(args []string) int {
 	}
 	s, err := crmsim.Open(cfg)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "shopbridge crmsim: %v\n", err)
+		fmt.Fprintf(os.Stderr, "shopbridge %v\n", err) // err starts with "crmsim: "
 		return 1
 	}
 	ctl := s.ControlURL()

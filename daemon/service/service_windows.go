@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	ks "github.com/kardianos/service"
 	"golang.org/x/sys/windows"
@@ -26,7 +27,8 @@ const firewallRule = "shopbridge"
 
 func platformConfig(c *ks.Config, spec *Spec) {
 	c.Option["StartType"] = "automatic"
-	c.Option["DelayedAutoStart"] = true
+	// Delayed start is set by Setup, where a service manager without it
+	// (Wine's) costs a warning instead of the whole install.
 	// kardianos applies the OnFailure* options only when OnFailure is set.
 	c.Option["OnFailure"] = "restart"
 	c.Option["OnFailureDelayDuration"] = "5s"
@@ -80,16 +82,17 @@ func Setup(port int) error {
 		return ErrNotInstalled
 	}
 	defer s.Close()
-	cfg, err := s.Config()
+	cmdline, err := binaryPath(s)
 	if err != nil {
-		return fmt.Errorf("service config: %w", err)
+		return err
 	}
-	if !cfg.DelayedAutoStart || cfg.StartType != mgr.StartAutomatic {
-		cfg.StartType = mgr.StartAutomatic
-		cfg.DelayedAutoStart = true
-		if err := s.UpdateConfig(cfg); err != nil {
-			return fmt.Errorf("service config: delayed automatic start: %w", err)
-		}
+	log := slog.Default().With("part", "service")
+	delayed := windows.SERVICE_DELAYED_AUTO_START_INFO{IsDelayedAutoStartUp: 1}
+	err = windows.ChangeServiceConfig2(s.Handle, windows.SERVICE_CONFIG_DELAYED_AUTO_START_INFO, (*byte)(unsafe.Pointer(&delayed)))
+	if unsupported(err) {
+		log.Warn("this service manager has no delayed start; the service starts automatically at boot", "err", err)
+	} else if err != nil {
+		return fmt.Errorf("service config: delayed automatic start: %w", err)
 	}
 	actions := []mgr.RecoveryAction{
 		{Type: mgr.ServiceRestart, Delay: 2 * time.Second},
@@ -99,20 +102,28 @@ func Setup(port int) error {
 	if err := s.SetRecoveryActions(actions, 24*60*60); err != nil {
 		return fmt.Errorf("service recovery actions: %w", err)
 	}
-	if err := s.SetRecoveryActionsOnNonCrashFailures(true); err != nil {
+	if err := s.SetRecoveryActionsOnNonCrashFailures(true); unsupported(err) {
+		log.Warn("this service manager restarts the service only when it crashes, not when it exits with an error", "err", err)
+	} else if err != nil {
 		return fmt.Errorf("service recovery actions: %w", err)
 	}
 	err = eventlog.InstallAsEventCreate(Name, eventlog.Error|eventlog.Warning|eventlog.Info)
 	if err != nil && !strings.Contains(err.Error(), "exists") {
 		return fmt.Errorf("event log source: %w", err)
 	}
-	exe := exePath(cfg.BinaryPathName)
+	exe := exePath(cmdline)
 	if err := addFirewallRules(exe, port); err != nil {
 		// The service works without them on this machine; say what
 		// other machines will miss rather than fail the install.
-		slog.Default().With("part", "service").Warn("firewall rules not added: registers on the LAN may not reach the service", "port", port, "err", err)
+		log.Warn("firewall rules not added: registers on the LAN may not reach the service", "port", port, "err", err)
 	}
 	return nil
+}
+
+// unsupported tells whether err is a service manager refusing a setting it
+// does not know (ERROR_INVALID_LEVEL), as Wine's does for delayed start.
+func unsupported(err error) bool {
+	return errors.Is(err, windows.ERROR_INVALID_LEVEL)
 }
 
 // Teardown removes what Setup added beyond the SCM entry: firewall rules
@@ -162,15 +173,31 @@ func InstalledArgs() ([]string, error) {
 		return nil, ErrNotInstalled
 	}
 	defer s.Close()
-	cfg, err := s.Config()
+	cmdline, err := binaryPath(s)
 	if err != nil {
-		return nil, fmt.Errorf("service config: %w", err)
+		return nil, err
 	}
-	words, err := windows.DecomposeCommandLine(cfg.BinaryPathName)
+	words, err := windows.DecomposeCommandLine(cmdline)
 	if err != nil {
-		return nil, fmt.Errorf("service command line %q: %w", cfg.BinaryPathName, err)
+		return nil, fmt.Errorf("service command line %q: %w", cmdline, err)
 	}
 	return runFlags(words)
+}
+
+// binaryPath returns the service's command line. mgr.Service.Config would
+// also ask for the delayed-start setting, which Wine's SCM refuses.
+func binaryPath(s *mgr.Service) (string, error) {
+	var need uint32
+	err := windows.QueryServiceConfig(s.Handle, nil, 0, &need)
+	if err != windows.ERROR_INSUFFICIENT_BUFFER {
+		return "", fmt.Errorf("service config: %w", err)
+	}
+	buf := make([]byte, need)
+	c := (*windows.QUERY_SERVICE_CONFIG)(unsafe.Pointer(&buf[0]))
+	if err := windows.QueryServiceConfig(s.Handle, c, need, &need); err != nil {
+		return "", fmt.Errorf("service config: %w", err)
+	}
+	return windows.UTF16PtrToString(c.BinaryPathName), nil
 }
 
 func exePath(cmdline string) string {

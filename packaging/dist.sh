@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Builds the release files into $OUT (default dist/): binaries for
+# linux/amd64, linux/arm64 and windows/amd64, tar.gz and zip archives, .deb
+# and .rpm (nfpm), an .msi (wixl) and SHA256SUMS. "make dist" runs it with
+# VERSION (git describe) and LDFLAGS from the Makefile.
+#
+# Environment: VERSION, LDFLAGS, OUT, PLATFORMS (default all three),
+# FORMATS (default "tar zip deb rpm msi sums"), NFPM (an nfpm binary; built
+# once into ~/.cache/shopbridge-tools otherwise).
+# Needs: go, tar, gzip, zip, wixl (apt: msitools/wixl) for the .msi.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
+LDFLAGS=${LDFLAGS:--s -w -X github.com/shopbridge/shopbridge.Version=$VERSION}
+OUT=${OUT:-dist}
+PLATFORMS=${PLATFORMS:-linux/amd64 linux/arm64 windows/amd64}
+FORMATS=${FORMATS:-tar zip deb rpm msi sums}
+NFPM_VERSION=v2.45.2
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+
+has() { [[ " $FORMATS " == *" $1 "* ]]; }
+
+# pkg_version turns git describe into a version dpkg and rpm order right:
+# v1.2.0 -> 1.2.0, v1.2.0-3-gabc -> 1.2.0+3.gabc, v1.2.0-rc1 -> 1.2.0~rc1,
+# an untagged abc1234 -> 0.0.0+<commit count>.gabc1234; -dirty -> .dirty.
+pkg_version() {
+	local v=${1#v} dirty=""
+	if [[ $v == *-dirty ]]; then dirty=".dirty"; v=${v%-dirty}; fi
+	if [[ $v =~ ^([0-9]+\.[0-9]+\.[0-9]+)-([0-9]+)-g([0-9a-f]+)$ ]]; then
+		echo "${BASH_REMATCH[1]}+${BASH_REMATCH[2]}.g${BASH_REMATCH[3]}$dirty"
+	elif [[ $v =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
+		echo "$v${dirty:++dirty}"
+	elif [[ $v =~ ^([0-9]+\.[0-9]+\.[0-9]+)-([0-9A-Za-z.]+)$ ]]; then
+		echo "${BASH_REMATCH[1]}~${BASH_REMATCH[2]}$dirty"
+	elif [[ $v =~ ^[0-9a-f]{4,40}$ ]]; then
+		echo "0.0.0+$(git rev-list --count HEAD 2>/dev/null || echo 0).g$v$dirty"
+	else
+		echo "0.0.0+${v//[^0-9A-Za-z.]/.}$dirty"
+	fi
+}
+
+# msi_version is the X.Y.Z Windows Installer compares (each part < 256 for
+# X and Y, < 65536 for Z); untagged builds count commits.
+msi_version() {
+	local v=${1#v}
+	if [[ $v =~ ^([0-9]+\.[0-9]+\.[0-9]+) ]]; then
+		echo "${BASH_REMATCH[1]}"
+	else
+		echo "0.0.$(git rev-list --count HEAD 2>/dev/null || echo 0)"
+	fi
+}
+
+PKG_VERSION=${PKG_VERSION:-$(pkg_version "$VERSION")}
+MSI_VERSION=${MSI_VERSION:-$(msi_version "$VERSION")}
+echo "dist: version $VERSION, packages $PKG_VERSION, msi $MSI_VERSION -> $OUT/"
+
+nfpm() {
+	if [[ -z ${NFPM:-} ]]; then
+		local dir=${XDG_CACHE_HOME:-$HOME/.cache}/shopbridge-tools/nfpm-$NFPM_VERSION
+		if [[ ! -x $dir/nfpm ]]; then
+			mkdir -p "$dir"
+			GOBIN=$dir CGO_ENABLED=0 go install "github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION"
+		fi
+		NFPM=$dir/nfpm
+	fi
+	"$NFPM" "$@"
+}
+
+mkdir -p "$OUT"
+build=$OUT/build
+rm -rf "$build"
+for p in $PLATFORMS; do
+	os=${p%/*} arch=${p#*/}
+	exe=shopbridge
+	[[ $os == windows ]] && exe=shopbridge.exe
+	name=shopbridge_${PKG_VERSION}_${os}_${arch}
+	dir=$build/$name
+	mkdir -p "$dir"
+	echo "dist: build $os/$arch"
+	GOOS=$os GOARCH=$arch CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o "$dir/$exe" ./cmd/shopbridge
+	cp packaging/shopbridge.toml "$dir/"
+	[[ -f README.md ]] && cp README.md "$dir/"
+	if [[ $os == linux ]]; then
+		cp packaging/systemd/shopbridge.service "$dir/"
+		if has tar; then
+			tar --sort=name --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
+				-C "$build" -cf - "$name" | gzip -9n >"$OUT/$name.tar.gz"
+		fi
+		for fmt in deb rpm; do
+			has $fmt || continue
+			sed -e "s|\${GOARCH}|$arch|g" -e "s|\${PKG_VERSION}|$PKG_VERSION|g" -e "s|\${BINARY}|$dir/$exe|g" \
+				packaging/nfpm.yaml >"$build/nfpm-$arch.yaml"
+			nfpm package --config "$build/nfpm-$arch.yaml" --packager $fmt --target "$OUT/" >/dev/null
+		done
+	else
+		# Windows users open the config in Notepad.
+		sed 's/$/\r/' packaging/shopbridge.toml >"$dir/shopbridge.toml"
+		if has zip; then
+			rm -f "$OUT/$name.zip"
+			(cd "$build" && find "$name" -exec touch -d "@$SOURCE_DATE_EPOCH" {} + && zip -qrX9 - "$name") >"$OUT/$name.zip"
+		fi
+		if has msi && [[ $arch == amd64 ]]; then
+			# wixl wants the sources relative to where it runs.
+			wxs=$(realpath packaging/windows/shopbridge.wxs)
+			(cd "$dir" && wixl -a x64 -D Version="$MSI_VERSION" -D SourceDir=. -o "$(realpath -m "../../shopbridge_${PKG_VERSION}_windows_amd64.msi")" "$wxs")
+		fi
+	fi
+done
+
+if has sums; then
+	(cd "$OUT" && rm -f SHA256SUMS && sha256sum -- *.tar.gz *.zip *.deb *.rpm *.msi 2>/dev/null >SHA256SUMS || true)
+fi
+ls -l "$OUT"

@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# Heavy packaging tests (CI runs them as root; see README section "CI").
+#
+#   packaging/test.sh [all|packages|deb|wine|msi]...   (default: all)
+#
+#   packages  contents, owners, modes, conffiles and scripts of the .deb and
+#             .rpm; archives; SHA256SUMS; systemd-analyze verify on the unit
+#   deb       .deb install, upgrade (receipts in the outbox survive, the
+#             edited config stays), remove (data kept), purge (data gone)
+#             on this machine
+#   wine      the Windows build under Wine in a loopback-only network
+#             namespace: run serves hello/list/bill/receipt, keeps its store
+#             across a restart; install/status/stop/start/uninstall
+#   msi       msiexec /i installs and starts the service, status/stop/start
+#             work, msiexec /x removes it
+#
+# A part whose tools are missing is skipped with a message, or fails when
+# STRICT=1 (CI). Needs (apt): wine wine64 gcc-mingw-w64-x86-64 wixl rpm
+# systemd curl zip unzip iproute2.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+STRICT=${STRICT:-0}
+WORK=$(mktemp -d /tmp/shopbridge-pkgtest.XXXXXX)
+NS=sbpkg$$
+PORT=18480
+failures=0
+skips=0
+
+log() { printf '== %s\n' "$*"; }
+fail() { printf 'FAIL: %s\n' "$*" >&2; failures=$((failures + 1)); }
+skip() {
+	if [[ $STRICT == 1 ]]; then fail "cannot run: $*"; else printf 'SKIP: %s\n' "$*"; skips=$((skips + 1)); fi
+}
+need() { for t in "$@"; do command -v "$t" >/dev/null 2>&1 || { skip "$section: $t not installed"; return 1; }; done; }
+check() { # check "what" command...
+	local what=$1; shift
+	if "$@" >"$WORK/check.out" 2>&1; then printf 'ok   %s\n' "$what"; else fail "$what"; sed 's/^/     /' "$WORK/check.out" >&2; fi
+}
+eq() { [[ "$1" == "$2" ]] || { echo "got [$1], want [$2]"; return 1; }; }
+
+cleanup() {
+	set +e
+	if [[ -n ${WINEPREFIX:-} && -d ${WINEPREFIX:-/nonexistent} ]]; then ip netns exec "$NS" wineserver -k >/dev/null 2>&1; fi
+	ip netns del "$NS" >/dev/null 2>&1
+	if [[ ${DEB_TOUCHED:-0} == 1 ]]; then dpkg --purge shopbridge >/dev/null 2>&1; fi
+	[[ -n ${DAEMON_PID:-} ]] && kill "$DAEMON_PID" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# ---- build: an "old" and a "new" release from this tree ----
+OLD=$WORK/old NEW=$WORK/new
+build() {
+	[[ -f $NEW/SHA256SUMS ]] && return 0
+	log "building v0.0.1 (deb) and v0.0.2 (all formats, linux/amd64 + windows/amd64)"
+	OUT=$OLD VERSION=v0.0.1 PLATFORMS=linux/amd64 FORMATS=deb packaging/dist.sh >/dev/null
+	local formats="tar zip deb rpm sums"
+	command -v wixl >/dev/null && formats="$formats msi"
+	OUT=$NEW VERSION=v0.0.2 PLATFORMS="linux/amd64 windows/amd64" FORMATS="$formats" packaging/dist.sh >/dev/null
+}
+
+# ---- packages ----
+test_packages() {
+	section=packages
+	need dpkg-deb rpm systemd-analyze tar unzip sha256sum || return 0
+	build
+	local deb rpmf
+	deb=$(ls "$NEW"/shopbridge_*_amd64.deb) rpmf=$(ls "$NEW"/shopbridge-*.x86_64.rpm)
+	log "deb $(basename "$deb")"
+	dpkg-deb -c "$deb" | awk '{print $1, $2, $6}' >"$WORK/deb.list"
+	check "deb: /usr/bin/shopbridge root:root 0755" grep -qx -- '-rwxr-xr-x root/root ./usr/bin/shopbridge' "$WORK/deb.list"
+	check "deb: config root:shopbridge 0640" grep -qx -- '-rw-r----- root/shopbridge ./etc/shopbridge/shopbridge.toml' "$WORK/deb.list"
+	check "deb: unit root:root 0644" grep -qx -- '-rw-r--r-- root/root ./usr/lib/systemd/system/shopbridge.service' "$WORK/deb.list"
+	check "deb: nothing else shipped" eq "$(grep -vc '^d' "$WORK/deb.list")" 3
+	check "deb: config is a conffile" eq "$(dpkg-deb -f "$deb" Package && dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles)" "shopbridge
+/etc/shopbridge/shopbridge.toml"
+	mkdir -p "$WORK/ctrl" && dpkg-deb -e "$deb" "$WORK/ctrl"
+	for s in preinst postinst prerm postrm; do
+		check "deb: $s present, executable, valid sh" test -x "$WORK/ctrl/$s" -a -n "$(sh -n "$WORK/ctrl/$s" && echo ok)"
+	done
+	check "deb: postinst enables and starts where systemd runs" grep -q 'systemctl start shopbridge.service' "$WORK/ctrl/postinst"
+	check "deb: prerm stops on removal" grep -q 'systemctl disable --now shopbridge.service' "$WORK/ctrl/prerm"
+	check "deb: postrm deletes data only on purge" grep -q 'if \[ "$1" = purge \]' "$WORK/ctrl/postrm"
+	check "deb: version" eq "$(dpkg-deb -f "$deb" Version)" "0.0.2-1"
+
+	log "rpm $(basename "$rpmf")"
+	rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]' "$rpmf" >"$WORK/rpm.list" 2>/dev/null
+	check "rpm: /usr/bin/shopbridge root:root 0755" grep -qx -- '-rwxr-xr-x root:root /usr/bin/shopbridge' "$WORK/rpm.list"
+	check "rpm: config root:shopbridge 0640" grep -qx -- '-rw-r----- root:shopbridge /etc/shopbridge/shopbridge.toml' "$WORK/rpm.list"
+	check "rpm: unit root:root 0644" grep -qx -- '-rw-r--r-- root:root /usr/lib/systemd/system/shopbridge.service' "$WORK/rpm.list"
+	check "rpm: config is %config(noreplace)" eq "$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpmf" 2>/dev/null | grep shopbridge.toml)" "/etc/shopbridge/shopbridge.toml cn"
+	rpm -qp --scripts "$rpmf" >"$WORK/rpm.scripts" 2>/dev/null
+	for s in preinstall postinstall preuninstall postuninstall; do
+		check "rpm: $s scriptlet" grep -q "^$s scriptlet" "$WORK/rpm.scripts"
+	done
+	check "rpm: version" eq "$(rpm -qp --qf '%{VERSION}-%{RELEASE}' "$rpmf" 2>/dev/null)" "0.0.2-1"
+
+	log "archives and sums"
+	check "tar.gz: binary, config, unit" eq "$(tar -tzf "$NEW"/shopbridge_0.0.2_linux_amd64.tar.gz | grep -v '/$' | sed 's|^[^/]*/||' | grep -v README | sort | tr '\n' ' ')" "shopbridge shopbridge.service shopbridge.toml "
+	check "zip: exe and config" eq "$(unzip -Z1 "$NEW"/shopbridge_0.0.2_windows_amd64.zip | grep -v '/$' | sed 's|^[^/]*/||' | grep -v README | sort | tr '\n' ' ')" "shopbridge.exe shopbridge.toml "
+	check "SHA256SUMS verifies" sh -c "cd '$NEW' && sha256sum -c --quiet SHA256SUMS"
+	check "SHA256SUMS lists every package" eq "$(wc -l <"$NEW/SHA256SUMS")" "$(ls "$NEW" | grep -cE '\.(tar\.gz|zip|deb|rpm|msi)$')"
+
+	log "systemd-analyze verify"
+	mkdir -p "$WORK/unitroot/usr/bin"
+	tar -xzf "$NEW"/shopbridge_0.0.2_linux_amd64.tar.gz -C "$WORK" 
+	sed "s|^ExecStart=/usr/bin/shopbridge|ExecStart=$WORK/shopbridge_0.0.2_linux_amd64/shopbridge|" \
+		"$WORK/shopbridge_0.0.2_linux_amd64/shopbridge.service" >"$WORK/shopbridge.service"
+	check "systemd-analyze verify shopbridge.service" sh -c "out=\$(systemd-analyze verify '$WORK/shopbridge.service' 2>&1); echo \"\$out\"; [ -z \"\$out\" ]"
+}
+
+# ---- deb install / upgrade / remove / purge ----
+wait_http() { # wait_http URL: up to 30 s
+	for _ in $(seq 1 150); do curl -fsS -m 2 "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done
+	echo "no answer from $1"; return 1
+}
+status_field() { curl -fsS -m 5 "http://127.0.0.1:$PORT/admin/api/status" | sed -n "s/^  \"$1\": \([0-9]*\),*$/\1/p" | head -1; }
+start_daemon() { # as the shopbridge user, like the unit does; upstream unreachable, so receipts wait
+	runuser -u shopbridge -- /usr/bin/shopbridge run --mdns=false --listen "127.0.0.1:$PORT" \
+		--upstream http://127.0.0.1:9 >>"$WORK/daemon.log" 2>&1 &
+	DAEMON_PID=$!
+	wait_http "http://127.0.0.1:$PORT/healthz"
+}
+stop_daemon() { kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" || true; DAEMON_PID=; }
+
+test_deb() {
+	section=deb
+	[[ $(id -u) == 0 ]] || { skip "deb: needs root"; return 0; }
+	need dpkg curl runuser || return 0
+	if dpkg -s shopbridge >/dev/null 2>&1; then skip "deb: a shopbridge package is already installed here"; return 0; fi
+	build
+	DEB_TOUCHED=1
+	log "install v0.0.1"
+	check "dpkg -i old" dpkg -i "$OLD"/shopbridge_0.0.1-1_amd64.deb
+	check "user shopbridge exists, no login" sh -c 'getent passwd shopbridge | grep -q ":/var/lib/shopbridge:.*nologin$"'
+	check "/var/lib/shopbridge shopbridge:shopbridge 0750" eq "$(stat -c '%U:%G %a' /var/lib/shopbridge)" "shopbridge:shopbridge 750"
+	check "config root:shopbridge 0640" eq "$(stat -c '%U:%G %a' /etc/shopbridge/shopbridge.toml)" "root:shopbridge 640"
+	check "binary is v0.0.1" sh -c '/usr/bin/shopbridge version | grep -q "shopbridge v0.0.1"'
+	check "systemd-analyze verify installed unit" sh -c 'out=$(systemd-analyze verify /usr/lib/systemd/system/shopbridge.service 2>&1); echo "$out"; [ -z "$out" ]'
+	check "status: installed (package unit)" sh -c '/usr/bin/shopbridge status; [ $? -ne 4 ] || [ ! -d /run/systemd/system ]'
+
+	log "receipts into the outbox (upstream down)"
+	start_daemon
+	for i in 1 2 3 4 5; do
+		curl -fsS -m 5 -X POST -H 'Content-Type: application/json' \
+			-d "{\"id\":\"pkgtest-$i\",\"type\":\"ReceiptCreated\",\"data\":{\"type\":\"SELL\",\"extras\":{\"billId\":\"$i\"}}}" \
+			"http://127.0.0.1:$PORT/api/v2/receipts" >/dev/null
+	done
+	check "outbox holds 5 before the upgrade" eq "$(status_field outbox)" 5
+	stop_daemon
+	echo '# local edit kept across upgrades' >>/etc/shopbridge/shopbridge.toml
+
+	log "upgrade to v0.0.2"
+	check "dpkg -i new (upgrade)" dpkg -i --force-confold "$NEW"/shopbridge_0.0.2-1_amd64.deb
+	check "binary is v0.0.2" sh -c '/usr/bin/shopbridge version | grep -q "shopbridge v0.0.2"'
+	check "edited config kept" grep -q 'local edit kept' /etc/shopbridge/shopbridge.toml
+	start_daemon
+	check "outbox still holds 5 after the upgrade" eq "$(status_field outbox)" 5
+	check "receipts still 5 after the upgrade" eq "$(status_field receipts)" 5
+	stop_daemon
+	check "store owned by shopbridge" eq "$(stat -c %U /var/lib/shopbridge/shopbridge.db)" shopbridge
+
+	log "remove, then purge"
+	check "dpkg -r" dpkg -r shopbridge
+	check "binary gone" test ! -e /usr/bin/shopbridge
+	check "unit gone" test ! -e /usr/lib/systemd/system/shopbridge.service
+	check "store kept after remove" test -s /var/lib/shopbridge/shopbridge.db
+	check "config kept after remove" test -f /etc/shopbridge/shopbridge.toml
+	check "dpkg --purge" dpkg --purge shopbridge
+	check "data gone after purge" test ! -e /var/lib/shopbridge
+	check "config gone after purge" test ! -e /etc/shopbridge
+	check "user gone after purge" sh -c '! getent passwd shopbridge'
+	DEB_TOUCHED=0
+}
+
+# ---- Wine ----
+wine_setup() {
+	[[ -n ${WINEPREFIX:-} ]] && return 0
+	[[ $(id -u) == 0 ]] || { skip "$section: needs root (network namespace)"; return 1; }
+	need wine wineserver wineboot x86_64-w64-mingw32-gcc ip curl || return 1
+	build
+	ip netns add "$NS"
+	ip -n "$NS" link set lo up
+	export WINEPREFIX=$WORK/wineprefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d" WINEARCH=win64
+	unset DISPLAY
+	log "wine prefix in namespace $NS (loopback only)"
+	ns wineboot -i >/dev/null 2>&1 || true
+	ns wineserver -w
+	# Go >= 1.24 needs bcryptprimitives.dll (ProcessPrng), which Wine 8 lacks.
+	x86_64-w64-mingw32-gcc -shared -O2 -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
+		packaging/wine/bcryptprimitives.c packaging/wine/bcryptprimitives.def -ladvapi32
+	ns wineserver -p
+	mkdir -p "$WINEPREFIX/drive_c/sb"
+	(cd "$WINEPREFIX/drive_c/sb" && unzip -qj "$NEW"/shopbridge_0.0.2_windows_amd64.zip)
+}
+ns() { ip netns exec "$NS" "$@"; }
+nscurl() { ns curl -fsS -m 5 "$@"; }
+wine_sb() { ns timeout 120 wine 'C:\sb\shopbridge.exe' "$@"; }
+wait_ns_http() {
+	for _ in $(seq 1 150); do nscurl "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done
+	echo "no answer from $1"; return 1
+}
+
+test_wine() {
+	section=wine
+	wine_setup || return 0
+	local base="http://127.0.0.1:$PORT"
+	log "shopbridge.exe run (foreground, demo bills)"
+	ns wine 'C:\sb\shopbridge.exe' run --mdns=false --demo --listen "127.0.0.1:$PORT" --data 'C:\sbdata' >"$WORK/wine-run.log" 2>&1 &
+	check "run answers" wait_ns_http "$base/healthz"
+	check "hello" sh -c "ip netns exec $NS curl -fsS -m5 $base/api/v2/hello | grep -q '\"protocol\":\"0.1.0\"'"
+	nscurl "$base/api/v2/list" >"$WORK/list.json" || true
+	local id
+	id=$(sed -n 's/^\[*{"id":\([0-9]*\).*/\1/p' "$WORK/list.json" | head -1)
+	check "list has bills" test -n "$id"
+	check "bill/byid/$id" sh -c "ip netns exec $NS curl -fsS -m5 $base/api/v2/bill/byid/$id | grep -q '\"id\":$id'"
+	check "receipt accepted" nscurl -X POST -d '{"id":"wine-1","data":{"type":"SELL","extras":{}}}' "$base/api/v2/receipts"
+	check "receipt counted" eq "$(nscurl "$base/admin/api/status" | sed -n 's/^  "receipts": \([0-9]*\),*$/\1/p')" 1
+	ns wineserver -k; ns wineserver -w 2>/dev/null || true
+	log "restart keeps the store"
+	ns wine 'C:\sb\shopbridge.exe' run --mdns=false --listen "127.0.0.1:$PORT" --data 'C:\sbdata' >>"$WORK/wine-run.log" 2>&1 &
+	check "run answers again" wait_ns_http "$base/healthz"
+	check "receipt still there" eq "$(nscurl "$base/admin/api/status" | sed -n 's/^  "receipts": \([0-9]*\),*$/\1/p')" 1
+	check "bill still there" nscurl "$base/api/v2/bill/byid/$id"
+	ns wineserver -k; ns wineserver -w 2>/dev/null || true
+	ns wineboot -i >/dev/null 2>&1 || true; ns wineserver -w; ns wineserver -p
+
+	log "shopbridge.exe install / status / stop / start / uninstall"
+	check "status: not installed (exit 4)" sh -c "ip netns exec $NS timeout 60 wine 'C:\\sb\\shopbridge.exe' status; [ \$? = 4 ]"
+	check "install" wine_sb install --mdns=false --listen ":$PORT" --data 'C:\sbdata'
+	check "service answers" wait_ns_http "$base/healthz"
+	check "status: running (exit 0)" wine_sb status
+	check "service kept the store" eq "$(nscurl "$base/admin/api/status" | sed -n 's/^  "receipts": \([0-9]*\),*$/\1/p')" 1
+	check "uninstall refuses: receipts wait" sh -c "ip netns exec $NS timeout 60 wine 'C:\\sb\\shopbridge.exe' uninstall 2>&1 | grep -q 'wait in the outbox'"
+	check "stop" wine_sb stop
+	check "status: stopped (exit 3)" sh -c "ip netns exec $NS timeout 60 wine 'C:\\sb\\shopbridge.exe' status; [ \$? = 3 ]"
+	check "uninstall refuses when stopped too (store read)" sh -c "ip netns exec $NS timeout 60 wine 'C:\\sb\\shopbridge.exe' uninstall 2>&1 | grep -q 'wait in the outbox'"
+	check "start" wine_sb start
+	check "answers after start" wait_ns_http "$base/healthz"
+	check "restart" wine_sb restart
+	check "answers after restart" wait_ns_http "$base/healthz"
+	check "uninstall --force" wine_sb uninstall --force
+	check "status: not installed after uninstall" sh -c "ip netns exec $NS timeout 60 wine 'C:\\sb\\shopbridge.exe' status; [ \$? = 4 ]"
+	check "event log source removed" sh -c "! ip netns exec $NS wine reg query 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\shopbridge'"
+}
+
+test_msi() {
+	section=msi
+	need wixl msiexec >/dev/null 2>&1 || true
+	need wixl || return 0
+	wine_setup || return 0
+	local base="http://127.0.0.1:8480" msi
+	msi=$(ls "$NEW"/shopbridge_*_windows_amd64.msi)
+	cp "$msi" "$WINEPREFIX/drive_c/shopbridge.msi"
+	log "msiexec /i $(basename "$msi")"
+	check "msiexec /i /qn" ns timeout 180 wine msiexec /i 'C:\shopbridge.msi' /qn
+	check "binary in Program Files" test -f "$WINEPREFIX/drive_c/Program Files/shopbridge/shopbridge.exe"
+	check "default config in ProgramData" test -f "$WINEPREFIX/drive_c/ProgramData/shopbridge/shopbridge.toml"
+	local exe='C:\Program Files\shopbridge\shopbridge.exe'
+	check "service answers on the default port" wait_ns_http "$base/healthz"
+	check "hello" nscurl "$base/api/v2/hello"
+	check "status: running" ns timeout 60 wine "$exe" status
+	check "stop" ns timeout 60 wine "$exe" stop
+	check "status: stopped (exit 3)" sh -c "ip netns exec $NS timeout 60 wine '$exe' status; [ \$? = 3 ]"
+	check "start" ns timeout 60 wine "$exe" start
+	check "answers after start" wait_ns_http "$base/healthz"
+	check "msiexec /x /qn" ns timeout 180 wine msiexec /x 'C:\shopbridge.msi' /qn
+	check "status: not installed after msiexec /x" sh -c "ip netns exec $NS timeout 60 wine 'C:\\sb\\shopbridge.exe' status; [ \$? = 4 ]"
+	check "binary removed" test ! -e "$WINEPREFIX/drive_c/Program Files/shopbridge/shopbridge.exe"
+	check "port closed" sh -c "! ip netns exec $NS curl -fsS -m 2 $base/healthz"
+}
+
+parts=("$@")
+[[ ${#parts[@]} == 0 || ${parts[0]} == all ]] && parts=(packages deb wine msi)
+start=$(date +%s)
+for p in "${parts[@]}"; do
+	case $p in
+	packages | deb | wine | msi) "test_$p" ;;
+	*) echo "unknown part $p (all packages deb wine msi)" >&2; exit 2 ;;
+	esac
+done
+echo "packaging tests: $failures failed, $skips skipped, $(($(date +%s) - start))s"
+[[ $failures == 0 ]]

@@ -107,7 +107,7 @@ wrk_run() { # URL PID -> RESULT line of the measured run, plus the server's CPU 
 	line=$(wrk -t2 -c64 -d"${WRK_SECONDS}s" --latency -s "$ROOT/bench/wrk-report.lua" "$1" | grep '^RESULT')
 	b=$("$T/proc" cpu "$2")
 	r=$(kv "$line" requests)
-	echo "$line server_cpu_us_per_req=$(awk -v ms=$((b - a)) -v r="$r" 'BEGIN { printf "%.1f", r > 0 ? ms * 1000 / r : 0 }') load=$(cut -d' ' -f1 /proc/loadavg)"
+	echo "$line server_cpu_us_per_req=$(awk -v ms=$((b - a)) -v r="$r" 'BEGIN { printf "%.1f", (r > 0 ? ms * 1000 / r : 0) }') load=$(cut -d' ' -f1 /proc/loadavg)"
 }
 
 NPORT=$("$T/proc" freeport)
@@ -176,7 +176,7 @@ DPID=$BG_PID
 A=$("$T/proc" cpu "$DPID")
 R_POST=$("$T/post" -url "http://$BG_ADDR" -c 64 -d "${POST_SECONDS}s" 2>"$W/post.log")
 B=$("$T/proc" cpu "$DPID")
-R_POST="$R_POST server_cpu_us_per_receipt=$(awk -v ms=$((B - A)) -v r="$(kv "$R_POST" ok)" 'BEGIN { printf "%.1f", r > 0 ? ms * 1000 / r : 0 }') load=$(cut -d' ' -f1 /proc/loadavg)"
+R_POST="$R_POST server_cpu_us_per_receipt=$(awk -v ms=$((B - A)) -v r="$(kv "$R_POST" ok)" 'BEGIN { printf "%.1f", (r > 0 ? ms * 1000 / r : 0) }') load=$(cut -d' ' -f1 /proc/loadavg)"
 stop_pid "$DPID"
 say "shopbridge: $R_POST"
 [ -s "$W/post.log" ] && say "poster saw: $(sort -u "$W/post.log" | head -n5 | tr '\n' ';')"
@@ -227,6 +227,7 @@ CPU=$(kv "$R_IDLE" cpu_pct_schedstat)
 	printf '%-44s %14s %14s %8s %10s %5s\n' "bill/byid req/s vs nginx" "$RPS_D" "$RPS_N" "$(ratio "$RPS_D" "$RPS_N")" ">= 0.60" "$(met "$(ratio "$RPS_D" "$RPS_N")" '>=' 0.60)"
 	printf '%-44s %14s %14s %8s %10s %5s\n' "bill/byid req/s vs bare net/http" "$RPS_D" "$RPS_B" "$(ratio "$RPS_D" "$RPS_B")" ">= 0.85" "$(met "$(ratio "$RPS_D" "$RPS_B")" '>=' 0.85)"
 	printf '%-44s %14s %14s %8s %10s %5s\n' "bill/byid p99 us (nginx / bare baselines)" "$P99_D" "$P99_N / $P99_B" "" "" ""
+	printf '%-44s %14s %14s %8s %10s %5s\n' "journal entries written / dropped (section 1)" "$(printf '%s\n' "$J1" | sed -n 's/.*written=\([0-9]*\) dropped=\([0-9]*\).*/\1 \/ \2/p')" "" "" "" ""
 	printf '%-44s %14s %14s %8s %10s %5s\n' "bill/byid server CPU us/req (nginx / bare)" "$(kv "$R_DAEMON" server_cpu_us_per_req)" "$(kv "$R_NGINX" server_cpu_us_per_req) / $(kv "$R_BARE" server_cpu_us_per_req)" "" "" ""
 	printf '%-44s %14s %14s %8s %10s %5s\n' "durable receipts/s vs serial fsync/s" "$OPS_R" "$OPS_F" "$(ratio "$OPS_R" "$OPS_F")" ">= 2" "$(met "$(ratio "$OPS_R" "$OPS_F")" '>=' 2)"
 	printf '%-44s %14s %14s %8s %10s %5s\n' "receipt server CPU us/receipt" "$(kv "$R_POST" server_cpu_us_per_receipt)" "" "" "" ""

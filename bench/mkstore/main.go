@@ -54,6 +54,7 @@ func main() {
 	now := time.Now()
 	data := crmsim.Generate(*nBills, now)
 	sums := make([]shopbridge.BillSummary, 0, *nOpen)
+	all := make([]shopbridge.BillSummary, 0, *nBills)
 	var billBytes int64
 	for i, raw := range data.Bills {
 		b, _, err := st.PutBill(raw, now.Add(-time.Duration(i)*17*time.Minute))
@@ -61,6 +62,7 @@ func main() {
 			log.Fatalf("mkstore: bill %d: %v", i, err)
 		}
 		billBytes += int64(len(raw))
+		all = append(all, b.Summary)
 		if i < *nOpen {
 			sums = append(sums, b.Summary)
 		}
@@ -76,7 +78,7 @@ func main() {
 	entries := make([]shopbridge.JournalEntry, 0, *batch)
 	var journalBytes int64
 	for i := 0; i < *nJournal; i++ {
-		e := entry(rng, data.Bills, sums, first.Add(time.Duration(int64(span)/int64(*nJournal)*int64(i))), i)
+		e := entry(rng, data.Bills, all, sums, first.Add(time.Duration(int64(span)/int64(*nJournal)*int64(i))), i)
 		journalBytes += int64(len(e.ReqBody) + len(e.RespBody))
 		entries = append(entries, e)
 		if len(entries) == *batch || i == *nJournal-1 {
@@ -104,15 +106,14 @@ func main() {
 
 // entry makes one journal entry like the daemon records: mostly bill/byid
 // answers, then lists, receipts and hellos.
-func entry(rng *rand.Rand, bills []json.RawMessage, open []shopbridge.BillSummary, at time.Time, i int) shopbridge.JournalEntry {
+func entry(rng *rand.Rand, bills []json.RawMessage, all, open []shopbridge.BillSummary, at time.Time, i int) shopbridge.JournalEntry {
 	device := fmt.Sprintf("20240%03d-aaaa-4bbb-8ccc-%012d", i%7, i%7)
 	e := shopbridge.JournalEntry{Time: at, Client: fmt.Sprintf("192.168.1.%d", 20+i%7), Device: device,
 		Method: "GET", Status: 200, Duration: time.Duration(200+rng.IntN(2000)) * time.Microsecond, Source: "store"}
 	switch r := rng.IntN(100); {
 	case r < 55:
-		b := bills[rng.IntN(len(bills))]
-		sum, _ := storage.ParseBill(b)
-		e.Kind, e.Path, e.RespBody = "BILL", "/api/v2/bill/byid/"+sum.ID, b
+		k := rng.IntN(len(bills))
+		e.Kind, e.Path, e.RespBody = "BILL", "/api/v2/bill/byid/"+all[k].ID, bills[k]
 	case r < 80:
 		e.Kind, e.Path = "LIST", "/api/v2/list"
 		if r < 65 {
@@ -128,7 +129,7 @@ func entry(rng *rand.Rand, bills []json.RawMessage, open []shopbridge.BillSummar
 		e.RespBody = append(body, ']')
 	case r < 95:
 		e.Kind, e.Method, e.Path = "RECEIPT", "POST", "/api/v2/receipts"
-		sum, _ := storage.ParseBill(bills[rng.IntN(len(bills))])
+		sum := all[rng.IntN(len(all))]
 		e.ReqBody = []byte(`{"id":"` + strconv.Itoa(i) + `-7c1e-4f6a-9d3b-5e2a1c0b9f8e","timestamp":` + strconv.FormatInt(at.UnixMilli(), 10) +
 			`,"type":"ReceiptCreated","data":{"id":"b7f2c1d0-3e4a-4b5c-8d9e-0f1a2b3c4d5e","type":"SELL","deviceId":"` + device +
 			`","extras":{"billId":"` + sum.ID + `","settlementMethod":"FullSettlement"},"positions":[{"productName":"Кресло компьютерное Кларк велюр серый","quantity":1,"price":9093,"sum":9093}],"totalAmount":` + sum.Summ + `}}`)

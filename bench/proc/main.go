@@ -222,12 +222,14 @@ func startup(args []string) {
 		}
 		time.Sleep(200 * time.Millisecond) // let the journal writer commit them
 		m1 := memKiB(pid)
+		t := time.Now()
 		d.get("/admin/api/status")
+		statusMS := float64(time.Since(t).Microseconds()) / 1000
 		m2 := memKiB(pid)
 		d.stop()
-		fmt.Printf("run %d: ready %.1f ms (log ready_ms %d); at ready RSS %s MiB (anon %s, file %s) HWM %s; after %d requests (%d not 200) RSS %s MiB (anon %s, file %s) HWM %s; after /admin/api/status RSS %s MiB HWM %s; threads %d\n",
+		fmt.Printf("run %d: ready %.1f ms (log ready_ms %d); at ready RSS %s MiB (anon %s, file %s) HWM %s; after %d requests (%d not 200) RSS %s MiB (anon %s, file %s) HWM %s; after /admin/api/status (%.0f ms) RSS %s MiB HWM %s; threads %d\n",
 			i+1, float64(d.ready.Microseconds())/1000, lr, mib(m0["VmRSS"]), mib(m0["RssAnon"]), mib(m0["RssFile"]), mib(m0["VmHWM"]),
-			len(paths), bad, mib(m1["VmRSS"]), mib(m1["RssAnon"]), mib(m1["RssFile"]), mib(m1["VmHWM"]), mib(m2["VmRSS"]), mib(m2["VmHWM"]), m1["Threads"])
+			len(paths), bad, mib(m1["VmRSS"]), mib(m1["RssAnon"]), mib(m1["RssFile"]), mib(m1["VmHWM"]), statusMS, mib(m2["VmRSS"]), mib(m2["VmHWM"]), m1["Threads"])
 		ready = append(ready, float64(d.ready.Microseconds())/1000)
 		logReady = append(logReady, float64(lr))
 		rss0, hwm0 = append(rss0, float64(m0["VmRSS"])), append(hwm0, float64(m0["VmHWM"]))

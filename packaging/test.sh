@@ -214,7 +214,7 @@ test_wine() {
 	local id
 	id=$(sed -n 's/^\[*{"id":\([0-9]*\).*/\1/p' "$WORK/list.json" | head -1)
 	check "list has bills" test -n "$id"
-	check "bill/byid/$id" sh -c "ip netns exec $NS curl -fsS -m5 $base/api/v2/bill/byid/$id | grep -q '\"id\":$id'"
+	check "bill/byid/$id" sh -c "ip netns exec $NS curl -fsS -m5 $base/api/v2/bill/byid/$id | grep -q '\"id\": *$id'"
 	check "receipt accepted" nscurl -X POST -d '{"id":"wine-1","data":{"type":"SELL","extras":{}}}' "$base/api/v2/receipts"
 	check "receipt counted" eq "$(nscurl "$base/admin/api/status" | sed -n 's/^  "receipts": \([0-9]*\),*$/\1/p')" 1
 	ns wineserver -k; ns wineserver -w 2>/dev/null || true
@@ -260,6 +260,8 @@ test_msi() {
 	local exe='C:\Program Files\shopbridge\shopbridge.exe'
 	check "service answers on the default port" wait_ns_http "$base/healthz"
 	check "hello" nscurl "$base/api/v2/hello"
+	check "service-hook setup ran: event log source" ns wine reg query 'HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\shopbridge'
+	check "service command line" sh -c "ip netns exec $NS wine reg query 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\shopbridge' /v ImagePath | grep -q 'shopbridge.exe\"* run --service'"
 	check "status: running" ns timeout 60 wine "$exe" status
 	check "stop" ns timeout 60 wine "$exe" stop
 	check "status: stopped (exit 3)" sh -c "ip netns exec $NS timeout 60 wine '$exe' status; [ \$? = 3 ]"
@@ -267,6 +269,7 @@ test_msi() {
 	check "answers after start" wait_ns_http "$base/healthz"
 	check "msiexec /x /qn" ns timeout 180 wine msiexec /x 'C:\shopbridge.msi' /qn
 	check "status: not installed after msiexec /x" sh -c "ip netns exec $NS timeout 60 wine 'C:\\sb\\shopbridge.exe' status; [ \$? = 4 ]"
+	check "service-hook teardown ran: event log source gone" sh -c "! ip netns exec $NS wine reg query 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\shopbridge'"
 	check "binary removed" test ! -e "$WINEPREFIX/drive_c/Program Files/shopbridge/shopbridge.exe"
 	check "port closed" sh -c "! ip netns exec $NS curl -fsS -m 2 $base/healthz"
 }

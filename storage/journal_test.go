@@ -188,3 +188,49 @@ func TestJournalKeepsLargeBodies(t *testing.T) {
 		t.Error("large body not kept")
 	}
 }
+
+// TestJournalBlocks: a batch is one block that stores an answer repeated by
+// many entries once, reads back entry by entry, and prunes mid-block.
+func TestJournalBlocks(t *testing.T) {
+	s := MustOpenStore(t)
+	bill := bytes.Repeat([]byte(`{"prodname":"Кресло компьютерное"}`), 30) // ~1.3 KB
+	var es []shopbridge.JournalEntry
+	for i := range 3000 {
+		es = append(es, shopbridge.JournalEntry{Time: journalT0.Add(time.Duration(i) * time.Second), Client: "10.0.0.7",
+			Kind: "BILL", Method: "GET", Path: "/api/v2/bill/byid/1", Status: 200, RespBody: bill, Source: "store"})
+	}
+	if err := s.AppendJournal(es); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.Stats()
+	if st.Journal != 3000 {
+		t.Errorf("stats count %d entries, want 3000", st.Journal)
+	}
+	if st.JournalBytes > int64(len(bill))*3000/10 {
+		t.Errorf("3000 entries with one repeated %d-byte answer take %d bytes: bodies not shared", len(bill), st.JournalBytes)
+	}
+	t.Logf("3000 entries, %d bytes each answer, %d journal bytes", len(bill), st.JournalBytes)
+	got, err := s.Journal(storage.JournalQuery{Limit: 3000})
+	if err != nil || len(got) != 3000 {
+		t.Fatalf("read %d entries (%v)", len(got), err)
+	}
+	for i, e := range got {
+		if !bytes.Equal(e.RespBody, bill) || !e.Time.Equal(es[2999-i].Time) || e.Seq != uint64(3000-i) {
+			t.Fatalf("entry %d read back as %+v", i, e)
+		}
+	}
+	// Prune the first half by age: the block is cut, the rest stays readable.
+	n, err := s.PruneJournal(journalT0.Add(3000*time.Second), 1500*time.Second, 0, 10000)
+	if err != nil || n != 1500 { // seconds 0..1499 are over 1500 s old
+		t.Fatalf("pruned %d (%v), want 1500", n, err)
+	}
+	got, _ = s.Journal(storage.JournalQuery{Limit: 5000})
+	if len(got) != 1500 || got[len(got)-1].Seq != 1501 || !bytes.Equal(got[len(got)-1].RespBody, bill) {
+		t.Errorf("after prune: %d entries, oldest seq %d", len(got), got[len(got)-1].Seq)
+	}
+	// New entries continue the sequence.
+	fillJournal(t, s, 1)
+	if got, _ := s.Journal(storage.JournalQuery{Limit: 1}); got[0].Seq != 3001 {
+		t.Errorf("next seq %d, want 3001", got[0].Seq)
+	}
+}

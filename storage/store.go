@@ -354,7 +354,7 @@ func (s *Store) Stats() (Stats, error) {
 		st.Receipts = tx.Bucket(bucketReceipts).Stats().KeyN
 		st.Outbox = tx.Bucket(bucketOutbox).Stats().KeyN
 		st.Parked = tx.Bucket(bucketParked).Stats().KeyN
-		st.Journal = tx.Bucket(bucketJournal).Stats().KeyN
+		st.Journal = int(getInt(tx.Bucket(bucketMeta), keyJournalEntries))
 		st.JournalBytes = getInt(tx.Bucket(bucketMeta), keyJournalBytes)
 		st.FileBytes = tx.Size()
 		return nil

@@ -33,3 +33,13 @@ run: build
 
 bench: build
 	./bench/run.sh
+
+.PHONY: crmsim fuzz-crmsim
+# The upstream simulator alone, in the foreground (API :8481, control :8482).
+crmsim: build
+	bin/shopbridge crmsim --listen 127.0.0.1:8481 --control 127.0.0.1:8482
+
+# -fuzzminimizetime keeps the fuzzer from spending a minute minimizing each
+# large new input.
+fuzz-crmsim:
+	go test -run '^$$' -fuzz FuzzParseData -fuzztime 30s -fuzzminimizetime 100x ./crmsim/

@@ -29,6 +29,7 @@ type Config struct {
 	Upstream       string
 	UpstreamToken  string
 	SyncInterval   time.Duration
+	PushInFlight   int
 	Timezone       *time.Location
 	TimezoneName   string
 	MDNS           bool
@@ -142,6 +143,15 @@ var options = []option{
 				return fmt.Errorf("want a duration of at least 100ms such as 10s, got %q", v)
 			}
 			c.SyncInterval = d
+			return nil
+		}},
+	{name: "push-in-flight", def: constant("8"), usage: "receipts of different bills sent to the upstream together",
+		set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 256 {
+				return fmt.Errorf("want a number from 1 to 256, got %q", v)
+			}
+			c.PushInFlight = n
 			return nil
 		}},
 	{name: "timezone", def: constant(""), usage: "the shop's time zone for date=today (default: the OS zone)",

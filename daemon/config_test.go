@@ -42,7 +42,7 @@ func TestRunDefaults(t *testing.T) {
 	host, _ := os.Hostname()
 	host, _, _ = strings.Cut(host, ".")
 	want := Config{
-		ConfigFile: path, Listen: ":8480", DataDir: DefaultDataDir(), SyncInterval: 10 * time.Second,
+		ConfigFile: path, Listen: ":8480", DataDir: DefaultDataDir(), SyncInterval: 10 * time.Second, PushInFlight: 8,
 		Timezone: time.Local, TimezoneName: "Local", MDNS: true, Name: "shopbridge on " + host,
 		JournalMaxAge: 720 * time.Hour, JournalMaxSize: 256 << 20, LogLevel: "info",
 	}

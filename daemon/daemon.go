@@ -86,6 +86,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	var metrics []shopbridge.MetricsWriter
 	if cfg.Upstream != "" {
 		d.syncer = upsync.New(upsync.Config{URL: cfg.Upstream, Token: cfg.UpstreamToken, Interval: cfg.SyncInterval,
+			InFlight: cfg.PushInFlight,
 			Timezone: cfg.Timezone, Journal: d.journal, Logger: d.Logger}, d.Store)
 		readThrough = d.syncer
 		metrics = append(metrics, d.syncer)

@@ -2,6 +2,12 @@
 # deb: "configure" [old-version]; rpm: 1 (install) or 2 (upgrade).
 set -e
 install -d -o shopbridge -g shopbridge -m 0750 /var/lib/shopbridge
+# The config may hold tokens: readable by the service, not by everyone
+# (also when an installer wrote it before the package came).
+if [ -f /etc/shopbridge/shopbridge.toml ]; then
+	chgrp shopbridge /etc/shopbridge/shopbridge.toml
+	chmod 0640 /etc/shopbridge/shopbridge.toml
+fi
 # The store is the daemon's; a restore as root must not lock it out.
 find /var/lib/shopbridge -maxdepth 1 -name 'shopbridge.db*' -exec chown shopbridge:shopbridge {} + 2>/dev/null || true
 

@@ -103,7 +103,7 @@ for p in $PLATFORMS; do
 		if has msi && [[ $arch == amd64 ]]; then
 			# wixl wants the sources relative to where it runs.
 			wxs=$(realpath packaging/windows/shopbridge.wxs)
-			(cd "$dir" && wixl -a x64 -D Version="$MSI_VERSION" -D SourceDir=. -o "$(realpath -m "../../shopbridge_${PKG_VERSION}_windows_amd64.msi")" "$wxs")
+			(cd "$dir" && wixl -a x64 -D Version="$MSI_VERSION" -D UpgradeMax="${MSI_VERSION%.*}.$((${MSI_VERSION##*.} + 1))" -D SourceDir=. -o "$(realpath -m "../../shopbridge_${PKG_VERSION}_windows_amd64.msi")" "$wxs")
 		fi
 	fi
 done

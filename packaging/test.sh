@@ -53,10 +53,12 @@ trap cleanup EXIT
 OLD=$WORK/old NEW=$WORK/new
 build() {
 	[[ -f $NEW/SHA256SUMS ]] && return 0
-	log "building v0.0.1 (deb) and v0.0.2 (all formats, linux/amd64 + windows/amd64)"
-	OUT=$OLD VERSION=v0.0.1 PLATFORMS=linux/amd64 FORMATS=deb packaging/dist.sh >/dev/null
-	local formats="tar zip deb rpm sums"
-	command -v wixl >/dev/null && formats="$formats msi"
+	log "building v0.0.1 (deb, msi) and v0.0.2 (all formats, linux/amd64 + windows/amd64)"
+	local formats="tar zip deb rpm sums" oldformats=deb oldplatforms=linux/amd64
+	if command -v wixl >/dev/null; then
+		formats="$formats msi" oldformats="deb msi" oldplatforms="linux/amd64 windows/amd64"
+	fi
+	OUT=$OLD VERSION=v0.0.1 PLATFORMS="$oldplatforms" FORMATS="$oldformats" packaging/dist.sh >/dev/null
 	OUT=$NEW VERSION=v0.0.2 PLATFORMS="linux/amd64 windows/amd64" FORMATS="$formats" packaging/dist.sh >/dev/null
 }
 
@@ -293,13 +295,21 @@ test_msi() {
 	local base="http://127.0.0.1:8480" msi
 	msi=$(ls "$NEW"/shopbridge_*_windows_amd64.msi)
 	cp "$msi" "$WINEPREFIX/drive_c/shopbridge.msi"
-	log "msiexec /i $(basename "$msi")"
-	check "msiexec /i /qn" ns timeout 180 wine msiexec /i 'C:\shopbridge.msi' /qn
+	cp "$OLD"/shopbridge_*_windows_amd64.msi "$WINEPREFIX/drive_c/shopbridge-old.msi"
+	log "msiexec /i v0.0.1, a receipt, then /i $(basename "$msi") over it"
+	check "msiexec /i old /qn" ns timeout 180 wine msiexec /i 'C:\shopbridge-old.msi' /qn
+	check "old service answers" wait_ns_http "$base/healthz"
+	check "old version runs" sh -c "ip netns exec $NS curl -fsS -m5 $base/admin/api/status | grep -q '\"version\": \"v0.0.1\"'"
+	check "receipt into the old one" nscurl -X POST -d '{"id":"msi-upgrade-1","data":{"type":"SELL","extras":{}}}' "$base/api/v2/receipts"
+	check "msiexec /i /qn (upgrade)" ns timeout 180 wine msiexec /i 'C:\shopbridge.msi' /qn
 	check "binary in Program Files" test -f "$WINEPREFIX/drive_c/Program Files/shopbridge/shopbridge.exe"
 	check "default config in ProgramData" test -f "$WINEPREFIX/drive_c/ProgramData/shopbridge/shopbridge.toml"
 	local exe='C:\Program Files\shopbridge\shopbridge.exe'
 	check "service answers on the default port" wait_ns_http "$base/healthz"
 	check "hello" nscurl "$base/api/v2/hello"
+	check "new version runs" sh -c "ip netns exec $NS curl -fsS -m5 $base/admin/api/status | grep -q '\"version\": \"v0.0.2\"'"
+	check "receipt kept across the upgrade" sh -c "ip netns exec $NS curl -fsS -m5 $base/admin/api/status | grep -q '^  \"receipts\": 1,'"
+	check "one shopbridge product registered" eq "$(ns wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall' /s 2>/dev/null | grep -c 'DisplayName.*REG_SZ.*shopbridge')" 1
 	check "service-hook setup ran: event log source" ns wine reg query 'HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\shopbridge'
 	check "service command line" sh -c "ip netns exec $NS wine reg query 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\shopbridge' /v ImagePath | grep -q 'shopbridge.exe\"* run --service'"
 	check "status: running" ns timeout 60 wine "$exe" status

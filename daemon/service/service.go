@@ -227,6 +227,11 @@ func status(s ks.Service) (State, error) {
 	switch {
 	case errors.Is(err, ks.ErrNotInstalled):
 		return NotInstalled, nil
+	case err != nil && !serviceFilesExist():
+		// No unit or init script: whatever the manager's query said
+		// (sysvinit's "service" exits 1 for an unknown name), nothing is
+		// installed.
+		return NotInstalled, nil
 	case err != nil && strings.Contains(err.Error(), "failed state"):
 		// systemd gave up on it (or it exited 2 on a bad config):
 		// installed and not running.

@@ -36,7 +36,20 @@ func platformConfig(c *ks.Config, spec *Spec) {
 		dataDir = spec.DataDir
 	}
 	c.Option["SystemdScript"] = unitScript(dataDir)
-	c.Arguments = escapeUnitArgs(c.Arguments)
+	if isSystemd() {
+		c.Arguments = escapeUnitArgs(c.Arguments)
+	}
+}
+
+// serviceFilesExist tells whether a unit or init script of the service is
+// on disk.
+func serviceFilesExist() bool {
+	for _, p := range append(unitPaths, "/etc/init.d/"+Name) {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func isSystemd() bool {

@@ -120,6 +120,9 @@ func Setup(port int) error {
 	return nil
 }
 
+// serviceFilesExist: the SCM's answer is the whole truth on Windows.
+func serviceFilesExist() bool { return true }
+
 // unsupported tells whether err is a service manager refusing a setting it
 // does not know (ERROR_INVALID_LEVEL), as Wine's does for delayed start.
 func unsupported(err error) bool {

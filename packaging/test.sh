@@ -289,7 +289,6 @@ test_wine() {
 
 test_msi() {
 	section=msi
-	need wixl msiexec >/dev/null 2>&1 || true
 	need wixl || return 0
 	wine_setup || return 0
 	local base="http://127.0.0.1:8480" msi

@@ -421,8 +421,9 @@ func TestE2EUpstreamDownFromStart(t *testing.T) {
 	data := t.TempDir()
 	d := startDaemon(t, data, s.api)
 	eventually(t, "the first pull", 30*time.Second, func() bool {
-		code, b := get(t, d.base+"/api/v2/bill/byid/206929")
-		return code == 200 && bytes.Contains(b, []byte(`"206929C"`))
+		c1, b := get(t, d.base+"/api/v2/bill/byid/206929")
+		c2, _ := get(t, d.base+"/api/v2/bill/byid/49040")
+		return c1 == 200 && c2 == 200 && bytes.Contains(b, []byte(`"206929C"`))
 	})
 	d.stop(t)
 

@@ -78,13 +78,6 @@ func DefaultDataDir() string {
 	return "/var/lib/shopbridge"
 }
 
-func programData() string {
-	if p := os.Getenv("ProgramData"); p != "" {
-		return p
-	}
-	return `C:\ProgramData`
-}
-
 func defaultName() string {
 	h, err := os.Hostname()
 	if err != nil || h == "" {

@@ -27,6 +27,21 @@ import (
 // migrated at open.
 const SchemaVersion = 2
 
+// schemaOverride, set at link time (-ldflags -X
+// github.com/shopbridge/shopbridge/storage.schemaOverride=3), makes a build
+// write a higher schema than it knows, with no-op migrations up to it. It
+// exists for the packaging tests of downgrades; never set it in a release.
+var schemaOverride string
+
+// schemaVersion is the schema this build writes.
+var schemaVersion = func() int {
+	var v int
+	if _, err := fmt.Sscan(schemaOverride, &v); err == nil && v > SchemaVersion {
+		return v
+	}
+	return SchemaVersion
+}()
+
 // FileName is the store's file inside the data directory.
 const FileName = "shopbridge.db"
 
@@ -117,7 +132,7 @@ func (s *Store) init(readOnly bool) error {
 			if meta == nil {
 				return fmt.Errorf("store %s is empty or not a shopbridge store", s.path)
 			}
-			if v := schemaOf(meta); v > SchemaVersion {
+			if v := schemaOf(meta); v > schemaVersion {
 				return newerSchemaError(s.path, v)
 			}
 			s.loadMeta(meta)
@@ -132,7 +147,7 @@ func (s *Store) init(readOnly bool) error {
 		} else if hasBuckets(tx) {
 			return fmt.Errorf("store %s has no schema version: not a shopbridge store", s.path)
 		}
-		if version > SchemaVersion {
+		if version > schemaVersion {
 			return newerSchemaError(s.path, version)
 		}
 		for _, name := range allBuckets {
@@ -151,15 +166,19 @@ func (s *Store) init(readOnly bool) error {
 			}
 		}
 		if version == 0 {
-			version = SchemaVersion // a new store needs no migration
+			version = schemaVersion // a new store needs no migration
 		}
-		for v := version; v < SchemaVersion; v++ {
+		for v := version; v < schemaVersion; v++ {
 			s.logger.Info("migrating store", "from", v, "to", v+1, "path", s.path)
-			if err := migrations[v](tx); err != nil {
+			migrate := migrations[v]
+			if migrate == nil { // only past SchemaVersion, with schemaOverride
+				continue
+			}
+			if err := migrate(tx); err != nil {
 				return fmt.Errorf("migrate store %s from schema %d to %d: %w", s.path, v, v+1, err)
 			}
 		}
-		if err := meta.Put(keySchema, []byte(fmt.Sprint(SchemaVersion))); err != nil {
+		if err := meta.Put(keySchema, []byte(fmt.Sprint(schemaVersion))); err != nil {
 			return err
 		}
 		s.loadMeta(meta)
@@ -169,7 +188,7 @@ func (s *Store) init(readOnly bool) error {
 
 func newerSchemaError(path string, v int) error {
 	return fmt.Errorf("store %s has schema version %d, newer than this shopbridge %s understands (%d): install the newer version again or restore a backup",
-		path, v, shopbridge.Version, SchemaVersion)
+		path, v, shopbridge.Version, schemaVersion)
 }
 
 func schemaOf(meta *bolt.Bucket) int {

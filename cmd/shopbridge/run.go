@@ -13,6 +13,7 @@ import (
 	_ "time/tzdata" // --timezone works on Windows and slim Linux images too
 
 	"github.com/shopbridge/shopbridge/daemon"
+	"github.com/shopbridge/shopbridge/daemon/service"
 )
 
 func init() {
@@ -32,6 +33,13 @@ func runCmd(args []string) int {
 		return 2
 	}
 	logger := newLogger(cfg.LogLevel)
+	if cfg.Service {
+		// On Windows the service logs to the Event Log; on Linux stderr
+		// goes to journald.
+		if h := service.LogHandler(logLevel(cfg.LogLevel)); h != nil {
+			logger = slog.New(h)
+		}
+	}
 	slog.SetDefault(logger)
 	d := daemon.New(cfg, logger)
 	if t := os.Getenv("SHOPBRIDGE_FAKE_NOW"); t != "" {
@@ -71,15 +79,18 @@ func runCmd(args []string) int {
 	return 0
 }
 
-func newLogger(level string) *slog.Logger {
-	var l slog.Level
+func logLevel(level string) slog.Level {
 	switch strings.ToLower(level) {
 	case "debug":
-		l = slog.LevelDebug
+		return slog.LevelDebug
 	case "warn":
-		l = slog.LevelWarn
+		return slog.LevelWarn
 	case "error":
-		l = slog.LevelError
+		return slog.LevelError
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return slog.LevelInfo
+}
+
+func newLogger(level string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(level)}))
 }

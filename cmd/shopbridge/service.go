@@ -247,7 +247,12 @@ func controlCmd(name string, f func() error) func([]string) int {
 }
 
 func cmdStatus(args []string) int {
-	if len(args) > 0 {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	addr := addrFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
 		fmt.Fprintln(os.Stderr, "shopbridge status: takes no arguments")
 		return 2
 	}
@@ -256,7 +261,13 @@ func cmdStatus(args []string) int {
 		fmt.Fprintf(os.Stderr, "shopbridge status: %v\n", err)
 		return 1
 	}
-	fmt.Println(st)
+	fmt.Printf("service: %s\n", st)
+	// The daemon itself answers whether it runs as a service or in the
+	// foreground: upstream, outbox, parked receipts.
+	base := daemonURL(*addr)
+	if err := printDaemonStatus(os.Stdout, base); err != nil {
+		fmt.Printf("daemon: %v\n", err)
+	}
 	switch st {
 	case service.Running:
 		return exitRunning

@@ -43,3 +43,14 @@ crmsim: build
 # large new input.
 fuzz-crmsim:
 	go test -run '^$$' -fuzz FuzzParseData -fuzztime 30s -fuzzminimizetime 100x ./crmsim/
+
+.PHONY: dist test-packages
+# linux/amd64, linux/arm64, windows/amd64: tar.gz, zip, .deb, .rpm, .msi
+# and SHA256SUMS in dist/.
+dist:
+	VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' packaging/dist.sh
+
+# Package contents, .deb install/upgrade/remove, the Windows build and the
+# .msi under Wine in a loopback-only network namespace. Needs root.
+test-packages:
+	STRICT=1 packaging/test.sh all

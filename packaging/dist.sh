@@ -6,13 +6,19 @@
 #
 # Environment: VERSION, LDFLAGS, OUT, PLATFORMS (default all three),
 # FORMATS (default "tar zip deb rpm msi sums"), NFPM (an nfpm binary; built
-# once into ~/.cache/shopbridge-tools otherwise).
+# once into ~/.cache/shopbridge-tools otherwise), EXTRA_LDFLAGS (appended to
+# LDFLAGS, for test builds only, e.g. packaging/test.sh's schema-3 package;
+# never set for a release).
 # Needs: go, tar, gzip, zip, wixl (apt: msitools/wixl) for the .msi.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 LDFLAGS=${LDFLAGS:--s -w -X github.com/shopbridge/shopbridge.Version=$VERSION}
+if [[ -n ${EXTRA_LDFLAGS:-} ]]; then
+	echo "dist: test build, EXTRA_LDFLAGS=$EXTRA_LDFLAGS (not for release)" >&2
+	LDFLAGS="$LDFLAGS $EXTRA_LDFLAGS"
+fi
 OUT=${OUT:-dist}
 PLATFORMS=${PLATFORMS:-linux/amd64 linux/arm64 windows/amd64}
 FORMATS=${FORMATS:-tar zip deb rpm msi sums}

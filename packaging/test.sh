@@ -6,8 +6,10 @@
 #   packages  contents, owners, modes, conffiles and scripts of the .deb and
 #             .rpm; archives; SHA256SUMS; systemd-analyze verify on the unit
 #   deb       .deb install, upgrade (receipts in the outbox survive, the
-#             edited config stays), remove (data kept), purge (data gone)
-#             on this machine
+#             edited config stays), an upgrade that migrates the store to
+#             schema 3 (a test build), a downgrade below it that refuses
+#             to start and leaves the store alone, reinstalling the newer
+#             one, remove (data kept), purge (data gone) on this machine
 #   wine      the Windows build under Wine in a loopback-only network
 #             namespace: run serves hello/list/bill/receipt, keeps its store
 #             across a restart; install/status/stop/start/uninstall
@@ -60,6 +62,20 @@ build() {
 	fi
 	OUT=$OLD VERSION=v0.0.1 PLATFORMS="$oldplatforms" FORMATS="$oldformats" packaging/dist.sh >/dev/null
 	OUT=$NEW VERSION=v0.0.2 PLATFORMS="linux/amd64 windows/amd64" FORMATS="$formats" packaging/dist.sh >/dev/null
+}
+
+# A "next" release for the downgrade test: v0.0.3, linked to write store
+# schema 3 (storage.schemaOverride; migrations past SchemaVersion are
+# no-ops), which v0.0.2 and v0.0.1 refuse. Test-only, .deb only.
+NEXT=$WORK/next
+build_next() {
+	[[ -f $NEXT/shopbridge_0.0.3-1_amd64.deb ]] && return 0
+	log "building v0.0.3 (deb, linux/amd64) writing store schema 3 (test build)"
+	if ! OUT=$NEXT VERSION=v0.0.3 PLATFORMS=linux/amd64 FORMATS=deb \
+		EXTRA_LDFLAGS="-X github.com/shopbridge/shopbridge/storage.schemaOverride=3" \
+		packaging/dist.sh >"$WORK/next-build.log" 2>&1; then
+		fail "building v0.0.3"; sed 's/^/     /' "$WORK/next-build.log" >&2
+	fi
 }
 
 # ---- packages ----
@@ -136,11 +152,38 @@ have_systemd() { [[ -d /run/systemd/system ]]; }
 start_daemon() {
 	if have_systemd; then
 		systemctl start shopbridge.service
+		DAEMON_RUN=$(systemctl show -p InvocationID --value shopbridge)
 	else
+		DAEMON_RUN=$(($(stat -c %s "$WORK/daemon.log" 2>/dev/null || echo 0) + 1))
 		runuser -u shopbridge -- /usr/bin/shopbridge run >>"$WORK/daemon.log" 2>&1 &
 		DAEMON_PID=$!
 	fi
 	wait_http "http://127.0.0.1:$PORT/healthz"
+}
+# daemon_output prints what the daemon started last has logged: its part of
+# the journal, or of the log of the runs by hand.
+daemon_output() {
+	if have_systemd; then
+		journalctl -q -o cat _SYSTEMD_INVOCATION_ID="$DAEMON_RUN"
+	else
+		tail -c +"$DAEMON_RUN" "$WORK/daemon.log"
+	fi
+}
+# daemon_logged ERE: the last daemon run logged a line matching the
+# extended regexp (journald may lag).
+daemon_logged() {
+	local out
+	for _ in $(seq 1 50); do
+		out=$(daemon_output)
+		grep -qE -- "$1" <<<"$out" && return 0
+		sleep 0.2
+	done
+	printf 'the daemon did not log [%s]; it logged:\n%s\n' "$1" "$out"; return 1
+}
+daemon_not_logged() { # daemon_not_logged ERE, after the run stopped
+	local out
+	out=$(daemon_output)
+	! grep -E -- "$1" <<<"$out"
 }
 stop_daemon() {
 	if have_systemd; then
@@ -198,6 +241,40 @@ test_deb() {
 	check "receipts still 5 after the upgrade" eq "$(status_field receipts)" 5
 	stop_daemon
 	check "store owned by shopbridge" eq "$(stat -c %U /var/lib/shopbridge/shopbridge.db)" shopbridge
+
+	build_next
+	log "upgrade to v0.0.3 (store schema 2 -> 3), receipts still in the outbox"
+	check "dpkg -i v0.0.3 (upgrade)" dpkg -i --force-confold "$NEXT"/shopbridge_0.0.3-1_amd64.deb
+	check "binary is v0.0.3" sh -c '/usr/bin/shopbridge version | grep -q "shopbridge v0.0.3"'
+	start_daemon
+	check "outbox still holds 5 after the migration" eq "$(status_field outbox)" 5
+	check "receipts still 5 after the migration" eq "$(status_field receipts)" 5
+	if have_systemd; then # without it "shopbridge status" cannot ask the service manager
+		check "shopbridge status: running, 5 receipts waiting" sh -c '/usr/bin/shopbridge status | grep -q "^outbox: *5 receipt(s) waiting"'
+	fi
+	check "the daemon migrated the store 2 -> 3" daemon_logged 'msg="migrating store" .*from=2 to=3 '
+	stop_daemon
+
+	log "downgrade to v0.0.2: refuses the schema-3 store, leaves it alone"
+	local db=/var/lib/shopbridge/shopbridge.db sum rc=0
+	sum=$(sha256sum <"$db")
+	check "dpkg -i v0.0.2 over v0.0.3 (downgrade)" dpkg -i --force-confold "$NEW"/shopbridge_0.0.2-1_amd64.deb
+	check "binary is v0.0.2" sh -c '/usr/bin/shopbridge version | grep -q "shopbridge v0.0.2"'
+	# By hand in both cases: under systemd the unit would restart it forever.
+	runuser -u shopbridge -- timeout 10 /usr/bin/shopbridge run >"$WORK/downgrade.log" 2>&1 || rc=$?
+	check "v0.0.2 run exits 1" sh -c "[ $rc = 1 ] || { echo 'exit $rc:'; cat '$WORK/downgrade.log'; exit 1; }"
+	check "it says the store's schema 3 is newer than its 2" sh -c 'grep -qF -- "$1" "$2" || { cat "$2"; exit 1; }' - \
+		"store $db has schema version 3, newer than this shopbridge v0.0.2 understands (2): install the newer version again or restore a backup" "$WORK/downgrade.log"
+	check "store untouched (sha256)" eq "$(sha256sum <"$db")" "$sum"
+	check "nothing answers" sh -c "! curl -fsS -m 2 http://127.0.0.1:$PORT/healthz"
+
+	log "reinstall v0.0.3: starts again, receipts intact"
+	check "dpkg -i v0.0.3 again" dpkg -i --force-confold "$NEXT"/shopbridge_0.0.3-1_amd64.deb
+	start_daemon
+	check "outbox holds 5 after the downgrade attempt" eq "$(status_field outbox)" 5
+	check "receipts still 5 after the downgrade attempt" eq "$(status_field receipts)" 5
+	stop_daemon
+	check "no migration on a schema-3 store" daemon_not_logged 'msg="migrating store"'
 
 	log "remove, then purge"
 	if have_systemd; then start_daemon; fi

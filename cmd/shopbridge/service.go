@@ -256,17 +256,22 @@ func cmdStatus(args []string) int {
 		fmt.Fprintln(os.Stderr, "shopbridge status: takes no arguments")
 		return 2
 	}
-	st, err := service.Status()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "shopbridge status: %v\n", err)
-		return 1
+	st, serr := service.Status()
+	if serr != nil {
+		// The service manager could not say (e.g. a unit file without a
+		// running systemd); the daemon may still answer for itself.
+		fmt.Printf("service: unknown (%v)\n", serr)
+	} else {
+		fmt.Printf("service: %s\n", st)
 	}
-	fmt.Printf("service: %s\n", st)
 	// The daemon itself answers whether it runs as a service or in the
 	// foreground: upstream, outbox, parked receipts.
 	base := daemonURL(*addr)
 	if err := printDaemonStatus(os.Stdout, base); err != nil {
 		fmt.Printf("daemon: %v\n", err)
+	}
+	if serr != nil {
+		return 1
 	}
 	switch st {
 	case service.Running:

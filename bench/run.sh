@@ -5,7 +5,8 @@
 #
 # Environment: SHOPBRIDGE_BIN (default bin/shopbridge), IDLE_SECONDS (60),
 # WRK_SECONDS (10), ROUNDS (1: wrk runs per server in section 1, alternating;
-# the median is kept), POST_SECONDS (10), BENCH_TMPDIR (where stores go; must be
+# the median is kept), POST_SECONDS (10), BENCH_BILLS (100000) and
+# BENCH_JOURNAL (1000000) for the start-up store, BENCH_TMPDIR (where stores go; must be
 # on the disk the daemon would use; default $TMPDIR or /tmp),
 # BENCH_RESULTS (default bench/results.txt).
 set -euo pipefail
@@ -16,6 +17,8 @@ IDLE_SECONDS=${IDLE_SECONDS:-60}
 WRK_SECONDS=${WRK_SECONDS:-10}
 POST_SECONDS=${POST_SECONDS:-10}
 ROUNDS=${ROUNDS:-1}
+BILLS=${BENCH_BILLS:-100000}
+JOURNAL=${BENCH_JOURNAL:-1000000}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/results.txt}
 BILL_ID=49040 # a --demo bill
 
@@ -195,12 +198,12 @@ say "ratio: shopbridge receipts/s / serial fsyncs/s $(ratio "$OPS_R" "$OPS_F") (
 say ""
 
 # ---- 3. start-up time and RSS with 100,000 bills and 1,000,000 journal entries ----
-say "== 3. start-up and RSS — 100,000 bills, 1,000,000 journal entries; median of 3 starts"
-R_MK=$("$T/mkstore" -out "$W/d3/shopbridge.db" -bills 100000 -journal 1000000)
+say "== 3. start-up and RSS — $BILLS bills, $JOURNAL journal entries; median of 3 starts"
+R_MK=$("$T/mkstore" -out "$W/d3/shopbridge.db" -bills "$BILLS" -journal "$JOURNAL")
 say "store:      $R_MK"
 # The default --journal-max-size (256MiB) would prune this journal 10 s
 # after start; the starts are shorter, but keep the store as built.
-R_START_ALL=$("$T/proc" startup -bin "$BIN" -data "$W/d3" -n 3 -ids 900001,925000,950000,975000,999999 -log "$W/d3.log" -- --journal-max-size 8GiB)
+R_START_ALL=$("$T/proc" startup -bin "$BIN" -data "$W/d3" -n 3 -ids "900001,$((900000 + BILLS / 2)),$((900000 + BILLS))" -log "$W/d3.log" -- --journal-max-size 8GiB)
 while IFS= read -r line; do
 	case $line in
 	RESULT*) R_START=$line ;;

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/shopbridge/shopbridge"
@@ -407,68 +409,84 @@ type ReceiptEnvelope struct {
 // id and an object data. It reads the fields that settle bills and order
 // the outbox and leaves the bytes alone.
 func ParseReceipt(body []byte) (ReceiptEnvelope, error) {
-	// Objects are read as maps, not structs: encoding/json matches struct
-	// fields case-insensitively, which would take "ID" or "Id" for the
-	// event id the upstream reads from "id".
-	var v map[string]json.RawMessage
-	if err := json.Unmarshal(body, &v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field == "" {
-			return ReceiptEnvelope{}, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt must be a JSON object, not %s", te.Value)
-		}
-		return ReceiptEnvelope{}, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt is not valid JSON: %v", err)
-	}
-	if v == nil {
-		return ReceiptEnvelope{}, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt must be a JSON object, not null")
-	}
 	var env ReceiptEnvelope
-	switch id := strings.TrimSpace(string(v["id"])); {
-	case id == "" || id == "null":
+	if !json.Valid(body) {
+		err := json.Unmarshal(body, new(json.RawMessage))
+		return env, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt is not valid JSON: %v", err)
+	}
+	if !utf8.Valid(body) {
+		return env, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt is not valid UTF-8")
+	}
+	var id, data []byte
+	if !members(body, func(k, v []byte) {
+		switch {
+		case keyIs(k, "id"):
+			id = v
+		case keyIs(k, "data"):
+			data = v
+		}
+	}) {
+		return env, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt must be a JSON object, not %s", kindOf(bytes.TrimSpace(body)))
+	}
+	switch {
+	case len(id) == 0 || string(id) == "null":
 		return env, shopbridge.Errorf(shopbridge.EMISSING, "id", "the receipt has no event id")
 	case id[0] != '"':
 		return env, shopbridge.Errorf(shopbridge.EINVALID, "id", "the event id must be a string, not %s", id)
 	}
-	if err := json.Unmarshal(v["id"], &env.EventID); err != nil {
-		return env, shopbridge.Errorf(shopbridge.EINVALID, "id", "bad event id: %v", err)
-	}
-	if env.EventID == "" {
+	if env.EventID = stringValue(id); env.EventID == "" {
 		return env, shopbridge.Errorf(shopbridge.EMISSING, "id", "the event id is empty")
 	}
-	switch d := strings.TrimSpace(string(v["data"])); {
-	case d == "" || d == "null":
+	switch {
+	case len(data) == 0 || string(data) == "null":
 		return env, shopbridge.Errorf(shopbridge.EMISSING, "data", "the receipt has no data")
-	case d[0] != '{':
+	case data[0] != '{':
 		return env, shopbridge.Errorf(shopbridge.EINVALID, "data", "data must be an object")
 	}
-	var data map[string]json.RawMessage
-	if err := json.Unmarshal(v["data"], &data); err != nil {
-		return env, shopbridge.Errorf(shopbridge.EINVALID, "data", "bad data: %v", err)
-	}
-	env.Type, env.DeviceID = text(data["type"]), text(data["deviceId"])
-	if e := strings.TrimSpace(string(data["extras"])); len(e) > 0 && e[0] == '{' {
-		var extras map[string]json.RawMessage
-		if json.Unmarshal(data["extras"], &extras) == nil {
-			env.BillID, env.SettlementMethod = text(extras["billId"]), text(extras["settlementMethod"])
+	members(data, func(k, v []byte) {
+		switch {
+		case keyIs(k, "type"):
+			env.Type = text(v)
+		case keyIs(k, "deviceId"):
+			env.DeviceID = text(v)
+		case keyIs(k, "extras"):
+			members(v, func(k, v []byte) {
+				switch {
+				case keyIs(k, "billId"):
+					env.BillID = text(v)
+				case keyIs(k, "settlementMethod"):
+					env.SettlementMethod = text(v)
+				}
+			})
 		}
-	}
+	})
 	return env, nil
 }
 
+// kindOf names the JSON type of a valid value, for messages.
+func kindOf(v []byte) string {
+	switch v[0] {
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
+
 // text is a JSON string's value or a number's text; "" for anything else.
-func text(raw json.RawMessage) string {
-	s := strings.TrimSpace(string(raw))
-	if s == "" || s == "null" {
+func text(raw []byte) string {
+	switch {
+	case len(raw) == 0:
 		return ""
-	}
-	if s[0] == '"' {
-		var v string
-		if json.Unmarshal(raw, &v) == nil {
-			return v
-		}
-		return ""
-	}
-	if s[0] == '-' || (s[0] >= '0' && s[0] <= '9') {
-		return s
+	case raw[0] == '"':
+		return stringValue(raw)
+	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
+		return string(raw)
 	}
 	return ""
 }

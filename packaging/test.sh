@@ -64,15 +64,18 @@ build() {
 	OUT=$NEW VERSION=v0.0.2 PLATFORMS="linux/amd64 windows/amd64" FORMATS="$formats" packaging/dist.sh >/dev/null
 }
 
-# A "next" release for the downgrade test: v0.0.3, linked to write store
-# schema 3 (storage.schemaOverride; migrations past SchemaVersion are
-# no-ops), which v0.0.2 and v0.0.1 refuse. Test-only, .deb only.
+# A "next" release for the downgrade test: v0.0.3, linked to write the store
+# schema after this tree's (storage.schemaOverride; migrations past
+# SchemaVersion are no-ops), which v0.0.2 and v0.0.1 refuse. Test-only,
+# .deb only.
+SCHEMA=$(sed -n 's/^const SchemaVersion = \([0-9]*\)$/\1/p' storage/store.go)
+NEXT_SCHEMA=$((SCHEMA + 1))
 NEXT=$WORK/next
 build_next() {
 	[[ -f $NEXT/shopbridge_0.0.3-1_amd64.deb ]] && return 0
-	log "building v0.0.3 (deb, linux/amd64) writing store schema 3 (test build)"
+	log "building v0.0.3 (deb, linux/amd64) writing store schema $NEXT_SCHEMA (test build)"
 	if ! OUT=$NEXT VERSION=v0.0.3 PLATFORMS=linux/amd64 FORMATS=deb \
-		EXTRA_LDFLAGS="-X github.com/shopbridge/shopbridge/storage.schemaOverride=3" \
+		EXTRA_LDFLAGS="-X github.com/shopbridge/shopbridge/storage.schemaOverride=$NEXT_SCHEMA" \
 		packaging/dist.sh >"$WORK/next-build.log" 2>&1; then
 		fail "building v0.0.3"; sed 's/^/     /' "$WORK/next-build.log" >&2
 	fi
@@ -252,10 +255,10 @@ test_deb() {
 	if have_systemd; then # without it "shopbridge status" cannot ask the service manager
 		check "shopbridge status: running, 5 receipts waiting" sh -c '/usr/bin/shopbridge status | grep -q "^outbox: *5 receipt(s) waiting"'
 	fi
-	check "the daemon migrated the store 2 -> 3" daemon_logged 'msg="migrating store" .*from=2 to=3 '
+	check "the daemon migrated the store $SCHEMA -> $NEXT_SCHEMA" daemon_logged "msg=\"migrating store\" .*from=$SCHEMA to=$NEXT_SCHEMA "
 	stop_daemon
 
-	log "downgrade to v0.0.2: refuses the schema-3 store, leaves it alone"
+	log "downgrade to v0.0.2: refuses the schema-$NEXT_SCHEMA store, leaves it alone"
 	local db=/var/lib/shopbridge/shopbridge.db sum rc=0
 	sum=$(sha256sum <"$db")
 	check "dpkg -i v0.0.2 over v0.0.3 (downgrade)" dpkg -i --force-confold "$NEW"/shopbridge_0.0.2-1_amd64.deb
@@ -263,8 +266,8 @@ test_deb() {
 	# By hand in both cases: under systemd the unit would restart it forever.
 	runuser -u shopbridge -- timeout 10 /usr/bin/shopbridge run >"$WORK/downgrade.log" 2>&1 || rc=$?
 	check "v0.0.2 run exits 1" sh -c "[ $rc = 1 ] || { echo 'exit $rc:'; cat '$WORK/downgrade.log'; exit 1; }"
-	check "it says the store's schema 3 is newer than its 2" sh -c 'grep -qF -- "$1" "$2" || { cat "$2"; exit 1; }' - \
-		"store $db has schema version 3, newer than this shopbridge v0.0.2 understands (2): install the newer version again or restore a backup" "$WORK/downgrade.log"
+	check "it says the store's schema $NEXT_SCHEMA is newer than its $SCHEMA" sh -c 'grep -qF -- "$1" "$2" || { cat "$2"; exit 1; }' - \
+		"store $db has schema version $NEXT_SCHEMA, newer than this shopbridge v0.0.2 understands ($SCHEMA): install the newer version again or restore a backup" "$WORK/downgrade.log"
 	check "store untouched (sha256)" eq "$(sha256sum <"$db")" "$sum"
 	check "nothing answers" sh -c "! curl -fsS -m 2 http://127.0.0.1:$PORT/healthz"
 

@@ -152,6 +152,23 @@ func putBill(tx *bolt.Tx, old, r *billRecord) error {
 	if err := setMember(fresh, id, r.has(flagFresh)); err != nil {
 		return err
 	}
+	if err := setMember(tx.Bucket(bucketPaidTwice), id, r.has(flagPaidTwice)); err != nil {
+		return err
+	}
+	if old == nil {
+		if err := addCount(tx, keyBills, 1); err != nil {
+			return err
+		}
+	}
+	if wasOpen := old != nil && old.open(); wasOpen != r.open() {
+		delta := int64(1)
+		if wasOpen {
+			delta = -1
+		}
+		if err := addCount(tx, keyOpen, delta); err != nil {
+			return err
+		}
+	}
 	return bills.Put([]byte(id), r.encode())
 }
 
@@ -448,10 +465,8 @@ func (s *Store) BillsByNumber(number string) ([]*shopbridge.Bill, error) {
 func (s *Store) PaidTwice() ([]string, error) {
 	var ids []string
 	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketBills).ForEach(func(k, v []byte) error {
-			if len(v) > 1 && v[1]&flagPaidTwice != 0 {
-				ids = append(ids, string(k))
-			}
+		return tx.Bucket(bucketPaidTwice).ForEach(func(k, _ []byte) error {
+			ids = append(ids, string(k))
 			return nil
 		})
 	})

@@ -94,6 +94,12 @@ func (s *Store) AcceptReceipt(r *shopbridge.Receipt) (dup bool, err error) {
 		if err := tx.Bucket(bucketOutbox).Put(seqKey(seq), []byte(r.EventID)); err != nil {
 			return err
 		}
+		if err := addCount(tx, keyReceipts, 1); err != nil {
+			return err
+		}
+		if err := addCount(tx, keyOutbox, 1); err != nil {
+			return err
+		}
 		return applyToBill(tx, &rec)
 	})
 	if err != nil {
@@ -134,6 +140,17 @@ func applyToBill(tx *bolt.Tx, r *shopbridge.Receipt) error {
 		return nil
 	}
 	return putBill(tx, old, &b)
+}
+
+// leaveQueue counts a receipt out of the queue its state says it is in.
+func leaveQueue(tx *bolt.Tx, state string) error {
+	switch state {
+	case shopbridge.ReceiptQueued:
+		return addCount(tx, keyOutbox, -1)
+	case shopbridge.ReceiptParked:
+		return addCount(tx, keyParked, -1)
+	}
+	return nil
 }
 
 // Notify signals (coalesced) whenever a receipt enters the outbox.
@@ -218,6 +235,9 @@ func (s *Store) modifyReceipt(eventID string, fn func(tx *bolt.Tx, r *shopbridge
 // MarkDelivered takes a receipt out of the outbox: the upstream has it.
 func (s *Store) MarkDelivered(eventID string, at time.Time) error {
 	return s.modifyReceipt(eventID, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
+		if err := leaveQueue(tx, r.State); err != nil {
+			return err
+		}
 		r.State, r.DeliveredAt, r.LastError = shopbridge.ReceiptDelivered, at, ""
 		r.Attempts++
 		if err := tx.Bucket(bucketParked).Delete(seqKey(r.Seq)); err != nil {
@@ -242,6 +262,12 @@ func (s *Store) MarkFailed(eventID, reason string) error {
 func (s *Store) Park(eventID, answer string) error {
 	return s.modifyReceipt(eventID, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
 		r.Attempts++
+		if err := leaveQueue(tx, r.State); err != nil {
+			return err
+		}
+		if err := addCount(tx, keyParked, 1); err != nil {
+			return err
+		}
 		r.State, r.LastError = shopbridge.ReceiptParked, answer
 		if err := tx.Bucket(bucketOutbox).Delete(seqKey(r.Seq)); err != nil {
 			return err
@@ -258,6 +284,12 @@ func (s *Store) Retry(eventID string) error {
 	err := s.modifyReceipt(eventID, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
 		if r.State != shopbridge.ReceiptParked {
 			return shopbridge.Errorf(shopbridge.ECONFLICT, "id", "receipt %s is %s, not parked", eventID, r.State)
+		}
+		if err := leaveQueue(tx, r.State); err != nil {
+			return err
+		}
+		if err := addCount(tx, keyOutbox, 1); err != nil {
+			return err
 		}
 		r.State = shopbridge.ReceiptQueued
 		if err := tx.Bucket(bucketParked).Delete(seqKey(r.Seq)); err != nil {

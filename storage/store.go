@@ -25,7 +25,7 @@ import (
 // SchemaVersion is the layout this build writes. A store with a higher
 // version was written by a newer shopbridge and is refused; a lower one is
 // migrated at open.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // schemaOverride, set at link time (-ldflags -X
 // github.com/shopbridge/shopbridge/storage.schemaOverride=3), makes a build
@@ -58,15 +58,23 @@ var (
 	bucketParked    = []byte("parked")   // seq -> event id
 	bucketJournal   = []byte("journal")  // seq -> entry
 	bucketTerminals = []byte("terminals")
+	bucketPaidTwice = []byte("bills.paid2") // id -> nil
 
 	allBuckets = [][]byte{bucketMeta, bucketBills, bucketByNumber, bucketByDate, bucketOpen, bucketListed,
-		bucketFresh, bucketReceipts, bucketOutbox, bucketParked, bucketJournal, bucketTerminals}
+		bucketFresh, bucketReceipts, bucketOutbox, bucketParked, bucketJournal, bucketTerminals, bucketPaidTwice}
 
 	keySchema       = []byte("schema")
 	keyInstanceID   = []byte("instance_id")
 	keySystem       = []byte("system")
 	keySyncedAt     = []byte("synced_at")
 	keyJournalBytes = []byte("journal_bytes")
+
+	// Counts kept in meta so that status and metrics never walk a bucket.
+	keyBills    = []byte("n_bills")
+	keyOpen     = []byte("n_open")
+	keyReceipts = []byte("n_receipts")
+	keyOutbox   = []byte("n_outbox")
+	keyParked   = []byte("n_parked")
 )
 
 // Options tune Open.
@@ -85,9 +93,11 @@ type Store struct {
 	instanceID string
 	notify     chan struct{} // a receipt entered the outbox
 
-	commits atomic.Uint64
-	txMu    sync.Mutex
-	lastTx  int
+	commits   atomic.Uint64
+	calls     chan *call    // group commit queue; nil when read-only
+	closing   chan struct{} // closed by Close
+	closeOnce sync.Once
+	committed chan struct{} // closed when the committer has stopped
 
 	metaMu   sync.RWMutex
 	system   string
@@ -114,13 +124,15 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	// A lone register should not wait bbolt's default 10 ms for company;
-	// concurrent receipts still share the commit that is being prepared.
-	db.MaxBatchDelay = 2 * time.Millisecond
-	s := &Store{db: db, path: path, logger: opts.Logger.With("part", "storage"), notify: make(chan struct{}, 1)}
+	s := &Store{db: db, path: path, logger: opts.Logger.With("part", "storage"), notify: make(chan struct{}, 1),
+		closing: make(chan struct{})}
 	if err := s.init(opts.ReadOnly); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if !opts.ReadOnly {
+		s.calls, s.committed = make(chan *call), make(chan struct{})
+		go s.committer()
 	}
 	return s, nil
 }
@@ -216,6 +228,32 @@ var migrations = map[int]func(tx *bolt.Tx) error{
 	// Schema 1 kept terminals only in memory; schema 2 keeps them in a
 	// bucket, which the bucket creation above adds. Nothing to move.
 	1: func(tx *bolt.Tx) error { return nil },
+	// Schema 3 keeps counts in meta and the bills paid twice in a bucket of
+	// their own, so status never walks the store.
+	2: func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		for _, c := range []struct {
+			key    []byte
+			bucket []byte
+		}{{keyBills, bucketBills}, {keyOpen, bucketOpen}, {keyReceipts, bucketReceipts}, {keyOutbox, bucketOutbox}, {keyParked, bucketParked}} {
+			if err := putInt(meta, c.key, int64(tx.Bucket(c.bucket).Stats().KeyN)); err != nil {
+				return err
+			}
+		}
+		paid := tx.Bucket(bucketPaidTwice)
+		return tx.Bucket(bucketBills).ForEach(func(k, v []byte) error {
+			if len(v) > 1 && v[1]&flagPaidTwice != 0 {
+				return paid.Put(k, nil)
+			}
+			return nil
+		})
+	},
+}
+
+// addCount moves one of the counts in meta.
+func addCount(tx *bolt.Tx, key []byte, delta int64) error {
+	meta := tx.Bucket(bucketMeta)
+	return putInt(meta, key, getInt(meta, key)+delta)
 }
 
 // Close closes the store. It is safe to call twice.
@@ -223,6 +261,12 @@ func (s *Store) Close() error {
 	if s == nil || s.db == nil {
 		return nil
 	}
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		if s.committed != nil {
+			<-s.committed
+		}
+	})
 	return s.db.Close()
 }
 
@@ -255,16 +299,66 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 // (one fsync for all). fn may run more than once and must not keep effects
 // outside tx between runs.
 func (s *Store) batch(fn func(tx *bolt.Tx) error) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		s.txMu.Lock()
-		if tx.ID() != s.lastTx {
-			s.lastTx = tx.ID()
-			tx.OnCommit(func() { s.commits.Add(1) })
+	if s.calls == nil { // read-only
+		return s.update(fn)
+	}
+	c := &call{fn: fn, err: make(chan error, 1)}
+	select {
+	case s.calls <- c:
+	case <-s.closing:
+		return shopbridge.Errorf(shopbridge.EUNAVAILABLE, "store", "the store is closing")
+	}
+	return <-c.err
+}
+
+// call is one caller's share of a group commit.
+type call struct {
+	fn  func(tx *bolt.Tx) error
+	err chan error
+}
+
+// maxGroup bounds the calls that share one commit.
+const maxGroup = 4096
+
+// committer is the group commit: it takes every call waiting when the
+// previous commit ends and commits them together. A lone register never
+// waits on a timer; under load the group grows with the queue. A call that
+// fails rolls the group back, and each call then runs alone.
+func (s *Store) committer() {
+	defer close(s.committed)
+	for {
+		var group []*call
+		select {
+		case c := <-s.calls:
+			group = append(group, c)
+		case <-s.closing:
+			return
 		}
-		s.txMu.Unlock()
-		return fn(tx)
-	})
-	return storeErr(err)
+	more:
+		for len(group) < maxGroup {
+			select {
+			case c := <-s.calls:
+				group = append(group, c)
+			default:
+				break more
+			}
+		}
+		err := s.update(func(tx *bolt.Tx) error {
+			for _, c := range group {
+				if err := c.fn(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		for _, c := range group {
+			if err != nil && len(group) > 1 {
+				c.err <- s.update(c.fn)
+			} else {
+				c.err <- err
+			}
+		}
+	}
 }
 
 func (s *Store) view(fn func(tx *bolt.Tx) error) error {
@@ -297,12 +391,23 @@ func (s *Store) BackupSize() (n int64) {
 	return n
 }
 
-// Check runs bbolt's consistency check over the whole store.
+// Check runs bbolt's consistency check over the whole store and checks
+// that the counts kept in meta match what the buckets hold.
 func (s *Store) Check() error {
 	return s.view(func(tx *bolt.Tx) error {
 		var errs []error
 		for err := range tx.Check() {
 			errs = append(errs, err)
+		}
+		if tx.Bucket(bucketMeta) != nil && schemaOf(tx.Bucket(bucketMeta)) >= 3 {
+			for _, c := range []struct {
+				key    []byte
+				bucket []byte
+			}{{keyBills, bucketBills}, {keyOpen, bucketOpen}, {keyReceipts, bucketReceipts}, {keyOutbox, bucketOutbox}, {keyParked, bucketParked}} {
+				if got, want := getInt(tx.Bucket(bucketMeta), c.key), tx.Bucket(c.bucket).Stats().KeyN; got != int64(want) {
+					errs = append(errs, fmt.Errorf("count %s is %d, but bucket %s holds %d", c.key, got, c.bucket, want))
+				}
+			}
 		}
 		return errors.Join(errs...)
 	})
@@ -364,17 +469,18 @@ type Stats struct {
 	FileBytes    int64  `json:"file_bytes"`
 }
 
-// Stats counts what the store holds.
+// Stats counts what the store holds, from counts kept in meta.
 func (s *Store) Stats() (Stats, error) {
 	var st Stats
 	err := s.view(func(tx *bolt.Tx) error {
-		st.Bills = tx.Bucket(bucketBills).Stats().KeyN
-		st.OpenBills = tx.Bucket(bucketOpen).Stats().KeyN
-		st.Receipts = tx.Bucket(bucketReceipts).Stats().KeyN
-		st.Outbox = tx.Bucket(bucketOutbox).Stats().KeyN
-		st.Parked = tx.Bucket(bucketParked).Stats().KeyN
-		st.Journal = int(getInt(tx.Bucket(bucketMeta), keyJournalEntries))
-		st.JournalBytes = getInt(tx.Bucket(bucketMeta), keyJournalBytes)
+		meta := tx.Bucket(bucketMeta)
+		st.Bills = int(getInt(meta, keyBills))
+		st.OpenBills = int(getInt(meta, keyOpen))
+		st.Receipts = int(getInt(meta, keyReceipts))
+		st.Outbox = int(getInt(meta, keyOutbox))
+		st.Parked = int(getInt(meta, keyParked))
+		st.Journal = int(getInt(meta, keyJournalEntries))
+		st.JournalBytes = getInt(meta, keyJournalBytes)
 		st.FileBytes = tx.Size()
 		return nil
 	})
@@ -385,6 +491,6 @@ func (s *Store) Stats() (Stats, error) {
 // OutboxLen counts receipts waiting for the upstream, cheaply enough for
 // every metrics scrape.
 func (s *Store) OutboxLen() (n int) {
-	_ = s.view(func(tx *bolt.Tx) error { n = tx.Bucket(bucketOutbox).Stats().KeyN; return nil })
+	_ = s.view(func(tx *bolt.Tx) error { n = int(getInt(tx.Bucket(bucketMeta), keyOutbox)); return nil })
 	return n
 }

@@ -173,7 +173,7 @@ func TestOpenSchema(t *testing.T) {
 			t.Errorf("refusing the store changed its schema to %q", got)
 		}
 	})
-	t.Run("schema 1 is migrated to 2", func(t *testing.T) {
+	t.Run("schema 1 is migrated to the current one", func(t *testing.T) {
 		path := newClosedStoreFile(t)
 		writeMeta(t, path, func(tx *bolt.Tx) error {
 			if err := tx.DeleteBucket([]byte("terminals")); err != nil {
@@ -189,11 +189,53 @@ func TestOpenSchema(t *testing.T) {
 			t.Errorf("terminals after migration: %v", err)
 		}
 		s.Close()
-		if got := readMeta(t, path, "schema"); got != "2" {
-			t.Errorf("schema after migration = %q, want 2", got)
+		if got := readMeta(t, path, "schema"); got != fmt.Sprint(storage.SchemaVersion) {
+			t.Errorf("schema after migration = %q, want %d", got, storage.SchemaVersion)
 		}
 		if err := storage.CheckFile(path); err != nil {
 			t.Error(err)
+		}
+	})
+	t.Run("schema 2 gains its counts and paid-twice set", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), storage.FileName)
+		s := MustOpenStoreAt(t, path)
+		at := time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)
+		for _, id := range []string{"1", "2", "3"} {
+			if _, _, err := s.PutBill([]byte(`{"id":`+id+`,"date":"2026-03-22 10:00:00","summ":1,"number":"N`+id+`"}`), at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, bill := range []string{"1", "1", "2"} {
+			r := &shopbridge.Receipt{EventID: fmt.Sprint("e", i), Body: []byte(fmt.Sprint(`{"n":`, i, `}`)), Type: "SELL", BillID: bill}
+			if _, err := s.AcceptReceipt(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Park("e2", "400 no"); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := s.Stats()
+		s.Close()
+		writeMeta(t, path, func(tx *bolt.Tx) error {
+			meta := tx.Bucket([]byte("meta"))
+			for _, k := range []string{"n_bills", "n_open", "n_receipts", "n_outbox", "n_parked"} {
+				if err := meta.Delete([]byte(k)); err != nil {
+					return err
+				}
+			}
+			if err := tx.DeleteBucket([]byte("bills.paid2")); err != nil {
+				return err
+			}
+			return meta.Put([]byte("schema"), []byte("2"))
+		})
+		s = MustOpenStoreAt(t, path)
+		got, _ := s.Stats()
+		got.Commits, want.Commits, got.FileBytes, want.FileBytes = 0, 0, 0, 0
+		if got != want || want.Bills != 3 || want.Receipts != 3 || want.Outbox != 2 || want.Parked != 1 || want.OpenBills != 1 {
+			t.Errorf("stats after migration %+v, before %+v", got, want)
+		}
+		if ids, _ := s.PaidTwice(); len(ids) != 1 || ids[0] != "1" {
+			t.Errorf("paid twice after migration: %v", ids)
 		}
 	})
 	t.Run("bbolt file of something else is refused", func(t *testing.T) {

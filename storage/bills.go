@@ -303,6 +303,7 @@ func (s *Store) PutBill(body []byte, at time.Time) (b *shopbridge.Bill, changed 
 		}
 		changed = true
 		b = r.bill()
+		tx.OnCommit(func() { s.bodies.invalidate(sum.ID) })
 		return putBill(tx, old, r)
 	})
 	return b, changed, err
@@ -334,9 +335,13 @@ func (s *Store) Bill(id string) (*shopbridge.Bill, error) {
 }
 
 // BillBody appends the exact bytes of bill id to dst: the hot path of
-// bill/byid, with no decoding beyond finding the body.
+// bill/byid, served from memory once read.
 func (s *Store) BillBody(dst []byte, id string) ([]byte, error) {
-	found := false
+	if b, ok := s.bodies.get(id); ok {
+		return append(dst, b...), nil
+	}
+	gen := s.bodies.generation()
+	var body []byte
 	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketBills).Get([]byte(id))
 		if len(v) < 10 || v[0] != billRecordV1 {
@@ -349,8 +354,7 @@ func (s *Store) BillBody(dst []byte, id string) ([]byte, error) {
 				return fmt.Errorf("bill %s: bad bill record", id)
 			}
 			if i == 6 && n > 0 {
-				dst = append(dst, v[k:k+int(n)]...)
-				found = true
+				body = append([]byte(nil), v[k:k+int(n)]...)
 			}
 			v = v[k+int(n):]
 		}
@@ -359,10 +363,11 @@ func (s *Store) BillBody(dst []byte, id string) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	if !found {
+	if body == nil {
 		return dst, shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %s", id)
 	}
-	return dst, nil
+	s.bodies.put(id, body, gen)
+	return append(dst, body...), nil
 }
 
 // ListQuery selects bill summaries. Zero value: the no-parameter list.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -423,5 +424,63 @@ func TestPutBillRejects(t *testing.T) {
 	}
 	if st, _ := s.Stats(); st.Bills != 0 {
 		t.Errorf("rejected bills were stored: %+v", st)
+	}
+}
+
+// TestBillBodyCache: bill/byid is served from memory once read, and a
+// change through PutBill is never hidden by it, also while readers race the
+// writer.
+func TestBillBodyCache(t *testing.T) {
+	s := MustOpenStore(t)
+	at := time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)
+	version := func(n int) []byte {
+		return []byte(fmt.Sprintf(`{"id": 77, "date": "2026-03-22 10:00:00", "summ": %d, "number": "77"}`, n))
+	}
+	if _, _, err := s.PutBill(version(0), at); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // the second and third reads come from memory
+		if b, err := s.BillBody(nil, "77"); err != nil || !bytes.Equal(b, version(0)) {
+			t.Fatalf("read %d: %s, %v", i, b, err)
+		}
+	}
+	if _, _, err := s.PutBill(version(1), at); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := s.BillBody(nil, "77"); !bytes.Equal(b, version(1)) {
+		t.Fatalf("after PutBill: %s", b)
+	}
+	const writes = 200
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := s.BillBody(nil, "77"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for i := 2; i < writes; i++ {
+		if _, _, err := s.PutBill(version(i), at); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := s.BillBody(nil, "77"); !bytes.Equal(b, version(i)) {
+			t.Fatalf("write %d then read: %s", i, b)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if b, _ := s.BillBody(nil, "77"); !bytes.Equal(b, version(writes-1)) {
+		t.Fatalf("final read: %s", b)
 	}
 }

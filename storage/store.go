@@ -99,6 +99,8 @@ type Store struct {
 	closeOnce sync.Once
 	committed chan struct{} // closed when the committer has stopped
 
+	bodies *bodyCache
+
 	metaMu   sync.RWMutex
 	system   string
 	syncedAt time.Time
@@ -125,7 +127,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, logger: opts.Logger.With("part", "storage"), notify: make(chan struct{}, 1),
-		closing: make(chan struct{})}
+		closing: make(chan struct{}), bodies: newBodyCache()}
 	if err := s.init(opts.ReadOnly); err != nil {
 		db.Close()
 		return nil, err

@@ -32,7 +32,11 @@ func TestFlappingInProcess(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	eventually(t, "most delivered", func() bool { return st.OutboxLen() < 100 })
+	// Receipts get through between the flaps (progress, not speed: under
+	// -race on a busy machine this is much slower), then the flapping goes
+	// on for a while with receipts in flight.
+	eventually(t, "deliveries while flapping", func() bool { return st.OutboxLen() < 900 })
+	time.Sleep(2 * time.Second)
 	if err := sim.SetFault(crmsim.Fault{}); err != nil {
 		t.Fatal(err)
 	}

@@ -92,7 +92,9 @@ func MustOpenSyncer(tb testing.TB, cfg Config, st *storage.Store) *Syncer {
 // eventually polls cond until it holds or the (generous) deadline passes.
 func eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	// Generous: a deadline only ends a test that has already failed, and
+	// -race on a busy two-core machine is many times slower.
+	deadline := time.Now().Add(90 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			tb.Fatalf("timed out waiting for %s", what)

@@ -75,7 +75,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return err
 	}
 	if cfg.Demo {
-		if err := seedDemo(d.Store); err != nil {
+		if err := SeedDemo(d.Store); err != nil {
 			return fmt.Errorf("seed demo bills: %w", err)
 		}
 	}
@@ -280,9 +280,9 @@ func (d *Daemon) status() any {
 	return st
 }
 
-// seedDemo fills an empty store with the simulator's sample bills, so a
+// SeedDemo fills an empty store with the simulator's sample bills, so a
 // person can try the API with curl right away.
-func seedDemo(st *storage.Store) error {
+func SeedDemo(st *storage.Store) error {
 	if s, err := st.Stats(); err != nil || s.Bills > 0 {
 		return err
 	}

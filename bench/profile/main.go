@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/api"
-	"github.com/shopbridge/shopbridge/crmsim"
 	"github.com/shopbridge/shopbridge/storage"
 	"log/slog"
 	"net/http"
@@ -81,16 +80,7 @@ func direct(cfg daemon.Config, mode string, logger *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	now := time.Now()
-	var sums []shopbridge.BillSummary
-	for _, raw := range crmsim.DefaultData().Bills {
-		b, _, err := st.PutBill(raw, now)
-		if err != nil {
-			return err
-		}
-		sums = append(sums, b.Summary)
-	}
-	if _, err := st.ApplyList(sums, storage.ListPartial, now); err != nil {
+	if err := daemon.SeedDemo(st); err != nil {
 		return err
 	}
 	var j shopbridge.Journal

@@ -195,17 +195,26 @@ func Stop() error { return control("stop", ks.Service.Stop) }
 // Restart stops and starts the installed service.
 func Restart() error { return control("restart", ks.Service.Restart) }
 
-func control(what string, f func(ks.Service) error) error {
+// installed returns the service, or ErrNotInstalled.
+func installed() (ks.Service, error) {
 	s, err := newService(nil, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st, err := status(s)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if st == NotInstalled {
-		return ErrNotInstalled
+		return nil, ErrNotInstalled
+	}
+	return s, nil
+}
+
+func control(what string, f func(ks.Service) error) error {
+	s, err := installed()
+	if err != nil {
+		return err
 	}
 	if err := f(s); err != nil {
 		return fmt.Errorf("%s %s: %w", what, Name, err)

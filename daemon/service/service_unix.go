@@ -149,16 +149,9 @@ func Uninstall() error {
 	if os.Geteuid() != 0 {
 		return errors.New("uninstall needs root: run it with sudo")
 	}
-	s, err := newService(nil, nil)
+	s, err := installed()
 	if err != nil {
 		return err
-	}
-	st, err := status(s)
-	if err != nil {
-		return err
-	}
-	if st == NotInstalled {
-		return ErrNotInstalled
 	}
 	if isSystemd() {
 		if _, err := os.Stat(unitPaths[0]); errors.Is(err, fs.ErrNotExist) {

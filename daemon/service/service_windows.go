@@ -145,16 +145,9 @@ func Teardown() error {
 // Uninstall removes the service, its firewall rules and its Event Log
 // source. The data in %ProgramData%\shopbridge stays.
 func Uninstall() error {
-	s, err := newService(nil, nil)
+	s, err := installed()
 	if err != nil {
 		return err
-	}
-	st, err := status(s)
-	if err != nil {
-		return err
-	}
-	if st == NotInstalled {
-		return ErrNotInstalled
 	}
 	_ = deleteFirewallRules()
 	if err := s.Uninstall(); err != nil {

@@ -35,7 +35,6 @@ const (
 	EUNAUTHORIZED = "unauthorized" // 401
 	EFORBIDDEN    = "forbidden"    // 403
 	EMETHOD       = "method"       // 405
-	EUPSTREAM     = "upstream"     // the upstream failed or answered badly
 )
 
 // Error is the project's error: a kind, the field or path it is about and a

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -213,7 +212,7 @@ func unescape(q string) (string, error) {
 	if !strings.ContainsAny(q, "%+") {
 		return q, nil
 	}
-	return urlUnescape(q)
+	return url.QueryUnescape(q)
 }
 
 func clip(b []byte) []byte {
@@ -599,13 +598,4 @@ func (b *backupWriter) Write(p []byte) (int, error) {
 		b.w.Header().Set("Content-Disposition", `attachment; filename="shopbridge-backup.db"`)
 	}
 	return b.w.Write(p)
-}
-
-// clientIP is for logs and terminals: the address without port.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

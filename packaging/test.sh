@@ -7,7 +7,7 @@
 #             .rpm; archives; SHA256SUMS; systemd-analyze verify on the unit
 #   deb       .deb install, upgrade (receipts in the outbox survive, the
 #             edited config stays), an upgrade that migrates the store to
-#             schema 3 (a test build), a downgrade below it that refuses
+#             the next schema (a test build), a downgrade below it that refuses
 #             to start and leaves the store alone, reinstalling the newer
 #             one, remove (data kept), purge (data gone) on this machine
 #   wine      the Windows build under Wine in a loopback-only network
@@ -277,7 +277,7 @@ test_deb() {
 	check "outbox holds 5 after the downgrade attempt" eq "$(status_field outbox)" 5
 	check "receipts still 5 after the downgrade attempt" eq "$(status_field receipts)" 5
 	stop_daemon
-	check "no migration on a schema-3 store" daemon_not_logged 'msg="migrating store"'
+	check "no migration on a schema-$NEXT_SCHEMA store" daemon_not_logged 'msg="migrating store"'
 
 	log "remove, then purge"
 	if have_systemd; then start_daemon; fi

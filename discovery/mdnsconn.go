@@ -81,52 +81,22 @@ func openMDNS(ifaces []net.Interface, handle func(m *dns.Msg, ifIndex int, from 
 		}
 	}
 	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		buf := make([]byte, 9000)
-		for {
-			n, cm, from, err := c.v4.ReadFrom(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue
-			}
-			var m dns.Msg
-			if m.Unpack(buf[:n]) != nil {
-				continue
-			}
-			idx := 0
-			if cm != nil {
-				idx = cm.IfIndex
-			}
-			handle(&m, idx, from)
+	go c.readLoop(handle, func(buf []byte) (int, int, net.Addr, error) {
+		n, cm, from, err := c.v4.ReadFrom(buf)
+		if cm == nil {
+			return n, 0, from, err
 		}
-	}()
+		return n, cm.IfIndex, from, err
+	})
 	if c.v6 != nil {
 		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			buf := make([]byte, 9000)
-			for {
-				n, cm, from, err := c.v6.ReadFrom(buf)
-				if err != nil {
-					if errors.Is(err, net.ErrClosed) {
-						return
-					}
-					continue
-				}
-				var m dns.Msg
-				if m.Unpack(buf[:n]) != nil {
-					continue
-				}
-				idx := 0
-				if cm != nil {
-					idx = cm.IfIndex
-				}
-				handle(&m, idx, from)
+		go c.readLoop(handle, func(buf []byte) (int, int, net.Addr, error) {
+			n, cm, from, err := c.v6.ReadFrom(buf)
+			if cm == nil {
+				return n, 0, from, err
 			}
-		}()
+			return n, cm.IfIndex, from, err
+		})
 	}
 	return c, nil
 }
@@ -238,4 +208,26 @@ func (c *mdnsConn) Close() error {
 	}
 	c.wg.Wait()
 	return err
+}
+
+// readLoop reads packets with read (one socket, IPv4 or IPv6) and hands
+// each DNS message to handle with the index of the interface it came in on,
+// until the socket is closed.
+func (c *mdnsConn) readLoop(handle func(*dns.Msg, int, net.Addr), read func([]byte) (n, ifIndex int, from net.Addr, err error)) {
+	defer c.wg.Done()
+	buf := make([]byte, 9000)
+	for {
+		n, idx, from, err := read(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		var m dns.Msg
+		if m.Unpack(buf[:n]) != nil {
+			continue
+		}
+		handle(&m, idx, from)
+	}
 }

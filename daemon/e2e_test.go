@@ -20,25 +20,21 @@ import (
 	"time"
 
 	"github.com/shopbridge/shopbridge"
+	"github.com/shopbridge/shopbridge/internal/testbin"
 	"github.com/shopbridge/shopbridge/storage"
 )
 
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "shopbridge-e2e-")
+	path, cleanup, err := testbin.Build()
 	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "shopbridge")
-	cmd := exec.Command("go", "build", "-o", binary, "../cmd/shopbridge")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building shopbridge: %v\n%s", err, out)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	binary = path
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

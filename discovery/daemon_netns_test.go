@@ -2,21 +2,20 @@ package discovery
 
 import (
 	"encoding/json"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shopbridge/shopbridge/internal/testbin"
 )
 
 var (
 	buildOnce sync.Once
 	binPath   string
 	buildErr  error
-	buildOut  []byte
 )
 
 // shopbridgeBinary builds the real daemon once per test run.
@@ -25,19 +24,9 @@ func shopbridgeBinary(t *testing.T) string {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("skipped: the go tool is needed to build bin/shopbridge for the end-to-end test")
 	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "shopbridge-e2e-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "shopbridge")
-		cmd := exec.Command("go", "build", "-o", binPath, "../cmd/shopbridge")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
+	buildOnce.Do(func() { binPath, _, buildErr = testbin.Build() })
 	if buildErr != nil {
-		t.Fatalf("go build ../cmd/shopbridge: %v\n%s", buildErr, buildOut)
+		t.Fatal(buildErr)
 	}
 	return binPath
 }

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/shopbridge/shopbridge/crmsim"
+	"github.com/shopbridge/shopbridge/internal/testbin"
 )
 
 var binary string
@@ -35,19 +36,14 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SHOPBRIDGE_E2E_REGISTER") != "" {
 		os.Exit(registerMain())
 	}
-	dir, err := os.MkdirTemp("", "shopbridge-sync-e2e-")
+	path, cleanup, err := testbin.Build()
 	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "shopbridge")
-	cmd := exec.Command("go", "build", "-o", binary, "../cmd/shopbridge")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building shopbridge: %v\n%s", err, out)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	binary = path
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 

@@ -1,0 +1,31 @@
+// Package testbin builds the real shopbridge binary for end-to-end tests
+// that run it as a separate process (daemon, sync, discovery). It exists so
+// those packages share one way of building it: internal/ because only the
+// module's own tests use it.
+package testbin
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// Build compiles cmd/shopbridge (as a release is built: CGO off) into a new
+// temporary directory and returns the binary's path and a cleanup that
+// removes the directory.
+func Build() (path string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "shopbridge-e2e-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	path = filepath.Join(dir, "shopbridge")
+	cmd := exec.Command("go", "build", "-o", path, "github.com/shopbridge/shopbridge/cmd/shopbridge")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("go build cmd/shopbridge: %v\n%s", err, out)
+	}
+	return path, cleanup, nil
+}

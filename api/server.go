@@ -66,6 +66,7 @@ type Server struct {
 	router  *httprouter.Router
 	metrics *metrics
 	bufs    sync.Pool
+	states  sync.Pool
 }
 
 // New builds the handlers.
@@ -84,6 +85,7 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, logger: cfg.Logger.With("part", "http"), metrics: newMetrics()}
 	s.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
+	s.states.New = func() any { return new(requestState) }
 	r := httprouter.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
@@ -180,8 +182,10 @@ type exchange struct {
 func (s *Server) terminal(kind string, needToken bool, h handler) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		start := time.Now()
-		rec := &recorder{ResponseWriter: w, status: http.StatusOK, keep: s.cfg.Journal != nil}
-		x := &exchange{source: "store"}
+		st := s.states.Get().(*requestState)
+		st.recorder = recorder{ResponseWriter: w, status: http.StatusOK, keep: s.cfg.Journal != nil}
+		st.exchange = exchange{source: "store"}
+		rec, x := &st.recorder, &st.exchange
 		var err error
 		if needToken && s.cfg.TerminalToken != "" && !tokenOK(bearer(r), s.cfg.TerminalToken) {
 			err = shopbridge.Errorf(shopbridge.EUNAUTHORIZED, "Authorization", "missing or wrong terminal token")
@@ -200,12 +204,36 @@ func (s *Server) terminal(kind string, needToken bool, h handler) httprouter.Han
 				q = qq
 			}
 			s.cfg.Journal.Record(shopbridge.JournalEntry{
-				Time: start, Client: clientAddr(r).String(), Device: r.Header.Get("X-Evotor-Device-Uuid"),
+				Time: start, Client: clientHost(r.RemoteAddr), Device: r.Header.Get("X-Evotor-Device-Uuid"),
 				Kind: kind, Method: r.Method, Path: r.URL.Path, Query: q, ReqBody: clip(x.reqBody),
 				Status: rec.status, RespBody: rec.body, Duration: d, Source: x.source,
 			})
 		}
+		// The journal keeps the body slices; the state itself is reused.
+		*st = requestState{}
+		s.states.Put(st)
 	}
+}
+
+// requestState is a terminal request's recorder and exchange, pooled: two
+// allocations less on every request.
+type requestState struct {
+	recorder recorder
+	exchange exchange
+}
+
+// clientHost is the address part of a RemoteAddr ("1.2.3.4:5", "[::1]:5")
+// without allocating, as clientAddr would print it.
+func clientHost(remote string) string {
+	i := strings.LastIndexByte(remote, ':')
+	if i < 0 {
+		return remote
+	}
+	host := remote[:i]
+	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return strings.TrimPrefix(host, "::ffff:")
 }
 
 func unescape(q string) (string, error) {

@@ -146,20 +146,24 @@ const (
 
 // JournalEntry is one exchange with a terminal or with the upstream.
 type JournalEntry struct {
-	Seq      uint64        `json:"seq"`
-	Time     time.Time     `json:"time"`
-	Client   string        `json:"client"`           // address, or "upstream"
-	Device   string        `json:"device,omitempty"` // X-Evotor-Device-UUID
-	Kind     string        `json:"kind"`             // HELLO, LIST, BILL, RECEIPT, UPSTREAM_*, ...
-	Method   string        `json:"method"`
-	Path     string        `json:"path"`
-	Query    string        `json:"query,omitempty"`
-	ReqBody  []byte        `json:"request_body,omitempty"`
-	Status   int           `json:"status"`
-	RespBody []byte        `json:"response_body,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
-	Source   string        `json:"source,omitempty"` // "store" or "upstream"
-	Note     string        `json:"note,omitempty"`   // errors, state changes
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Client  string    `json:"client"`           // address, or "upstream"
+	Device  string    `json:"device,omitempty"` // X-Evotor-Device-UUID
+	Kind    string    `json:"kind"`             // HELLO, LIST, BILL, RECEIPT, UPSTREAM_*, ...
+	Method  string    `json:"method"`
+	Path    string    `json:"path"`
+	Query   string    `json:"query,omitempty"`
+	ReqBody []byte    `json:"request_body,omitempty"`
+	// ReqReceipt names the stored receipt whose bytes were the request
+	// body, instead of keeping them twice; reading the journal fills
+	// ReqBody from it.
+	ReqReceipt string        `json:"request_receipt,omitempty"`
+	Status     int           `json:"status"`
+	RespBody   []byte        `json:"response_body,omitempty"`
+	Duration   time.Duration `json:"duration_ns"`
+	Source     string        `json:"source,omitempty"` // "store" or "upstream"
+	Note       string        `json:"note,omitempty"`   // errors, state changes
 }
 
 // Journal records exchanges. Record must never block or fail the caller.

@@ -174,6 +174,7 @@ type handler func(w http.ResponseWriter, r *http.Request, ps httprouter.Params, 
 // exchange is one terminal request on its way to the journal.
 type exchange struct {
 	reqBody []byte
+	receipt string // the event id of a receipt stored with exactly reqBody
 	source  string
 }
 
@@ -203,11 +204,15 @@ func (s *Server) terminal(kind string, needToken bool, h handler) httprouter.Han
 			if qq, uerr := unescape(q); uerr == nil {
 				q = qq
 			}
-			s.cfg.Journal.Record(shopbridge.JournalEntry{
+			e := shopbridge.JournalEntry{
 				Time: start, Client: clientHost(r.RemoteAddr), Device: r.Header.Get("X-Evotor-Device-Uuid"),
 				Kind: kind, Method: r.Method, Path: r.URL.Path, Query: q, ReqBody: clip(x.reqBody),
-				Status: rec.status, RespBody: rec.body, Duration: d, Source: x.source,
-			})
+				ReqReceipt: x.receipt, Status: rec.status, RespBody: rec.body, Duration: d, Source: x.source,
+			}
+			if e.ReqReceipt != "" {
+				e.ReqBody = nil // the store has these bytes already
+			}
+			s.cfg.Journal.Record(e)
 		}
 		// The journal keeps the body slices; the state itself is reused.
 		*st = requestState{}
@@ -559,6 +564,7 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	if err != nil {
 		return err
 	}
+	x.receipt = env.EventID // accepted: stored with exactly these bytes
 	if dup {
 		x.source = "duplicate"
 	} else {

@@ -544,8 +544,15 @@ func TestJournalRecords(t *testing.T) {
 	}
 	body := receiptBody("ev-j", "SELL", "", "")
 	ts.post(t, "/api/v2/receipts", body)
-	if e := ts.journal.last(); e.Kind != "RECEIPT" || string(e.ReqBody) != body || e.Status != 200 {
+	// An accepted receipt's bytes are in the store: the entry names it.
+	if e := ts.journal.last(); e.Kind != "RECEIPT" || e.ReqReceipt != "ev-j" || e.ReqBody != nil || e.Status != 200 {
 		t.Errorf("receipt entry = %+v", e)
+	}
+	// A refused one keeps its own bytes.
+	other := receiptBody("ev-j", "PAYBACK", "", "")
+	ts.post(t, "/api/v2/receipts", other)
+	if e := ts.journal.last(); e.Status != 409 || e.ReqReceipt != "" || string(e.ReqBody) != other {
+		t.Errorf("conflicting receipt entry = %+v", e)
 	}
 	ts.post(t, "/api/v2/receipts", body)
 	if e := ts.journal.last(); e.Source != "duplicate" {

@@ -96,7 +96,7 @@ func encodeBlock(es []shopbridge.JournalEntry) []byte {
 		b = binary.AppendVarint(b, int64(e.Duration))
 		b = binary.AppendUvarint(b, refs[i][0])
 		b = binary.AppendUvarint(b, refs[i][1])
-		for _, s := range [...]string{e.Client, e.Device, e.Kind, e.Method, e.Path, e.Query, e.Source, e.Note} {
+		for _, s := range [...]string{e.Client, e.Device, e.Kind, e.Method, e.Path, e.Query, e.Source, e.Note, e.ReqReceipt} {
 			b = appendString(b, s)
 		}
 	}
@@ -180,7 +180,7 @@ func decodeBlock(first uint64, v []byte) ([]shopbridge.JournalEntry, error) {
 		e.Status = int(r.uvarint())
 		e.Duration = time.Duration(r.varint())
 		e.ReqBody, e.RespBody = body(r.uvarint()), body(r.uvarint())
-		for _, s := range [...]*string{&e.Client, &e.Device, &e.Kind, &e.Method, &e.Path, &e.Query, &e.Source, &e.Note} {
+		for _, s := range [...]*string{&e.Client, &e.Device, &e.Kind, &e.Method, &e.Path, &e.Query, &e.Source, &e.Note, &e.ReqReceipt} {
 			*s = string(r.bytes())
 		}
 	}
@@ -255,6 +255,9 @@ func (s *Store) Journal(q JournalQuery) ([]shopbridge.JournalEntry, error) {
 				if q.Kind != "" && e.Kind != q.Kind {
 					continue
 				}
+				if e.ReqReceipt != "" && e.ReqBody == nil {
+					e.ReqBody = receiptBody(tx, e.ReqReceipt)
+				}
 				out = append(out, e)
 			}
 		}
@@ -262,6 +265,25 @@ func (s *Store) Journal(q JournalQuery) ([]shopbridge.JournalEntry, error) {
 	})
 	return out, err
 }
+
+// receiptBody is a stored receipt's body, as much as the journal keeps.
+func receiptBody(tx *bolt.Tx, eventID string) []byte {
+	v := tx.Bucket(bucketReceipts).Get([]byte(eventID))
+	if v == nil {
+		return nil
+	}
+	r, err := decodeReceipt(eventID, v)
+	if err != nil {
+		return nil
+	}
+	if len(r.Body) > journalBodyMax {
+		return r.Body[:journalBodyMax]
+	}
+	return r.Body
+}
+
+// journalBodyMax is how much of a body the journal shows.
+const journalBodyMax = 64 << 10
 
 // PruneJournal deletes the oldest entries while they are older than maxAge or
 // the journal is larger than maxBytes (a zero bound is no bound). It deletes

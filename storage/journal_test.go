@@ -234,3 +234,38 @@ func TestJournalBlocks(t *testing.T) {
 		t.Errorf("next seq %d, want 3001", got[0].Seq)
 	}
 }
+
+// TestJournalReceiptRef: an entry that names a stored receipt reads back
+// with the receipt's exact bytes, which the journal itself does not keep.
+func TestJournalReceiptRef(t *testing.T) {
+	s := MustOpenStore(t)
+	body := []byte(`{"id":"ev-1","data":{"type":"SELL","mark":"01\u001d93","items":[` +
+		strings.Repeat(`{"name":"Шу пуэр","price":13.05},`, 100) + `{}]}}`)
+	if _, err := s.AcceptReceipt(&shopbridge.Receipt{EventID: "ev-1", Body: body, Type: "SELL"}); err != nil {
+		t.Fatal(err)
+	}
+	es := []shopbridge.JournalEntry{
+		{Time: journalT0, Kind: "RECEIPT", Method: "POST", Path: "/api/v2/receipts", Status: 200, ReqReceipt: "ev-1"},
+		{Time: journalT0.Add(time.Second), Kind: "UPSTREAM_RECEIPT", Method: "POST", Status: 200, ReqReceipt: "ev-1"},
+		{Time: journalT0.Add(2 * time.Second), Kind: "RECEIPT", Status: 200, ReqReceipt: "gone"},
+	}
+	if err := s.AppendJournal(es); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.Stats()
+	if st.JournalBytes > int64(len(body)) {
+		t.Errorf("the journal keeps %d bytes for entries that only name a %d-byte receipt", st.JournalBytes, len(body))
+	}
+	got, err := s.Journal(storage.JournalQuery{})
+	if err != nil || len(got) != 3 {
+		t.Fatalf("%d entries, %v", len(got), err)
+	}
+	if got[0].ReqReceipt != "gone" || got[0].ReqBody != nil {
+		t.Errorf("an unknown receipt reads back as %+v", got[0])
+	}
+	for _, e := range got[1:] {
+		if e.ReqReceipt != "ev-1" || !bytes.Equal(e.ReqBody, body) {
+			t.Errorf("%s entry reads back with body %q", e.Kind, e.ReqBody)
+		}
+	}
+}

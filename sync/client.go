@@ -96,6 +96,7 @@ type request struct {
 	body    []byte
 	headers map[string]string // extra headers (X-Evotor-* of a receipt)
 	device  string            // for the journal
+	receipt string            // the body is this stored receipt's: the journal refers to it
 	maxBody int64             // answer cap; 0 means the client's
 }
 
@@ -190,17 +191,21 @@ func (c *client) record(req request, resp *response, d time.Duration, note strin
 		return
 	}
 	e := shopbridge.JournalEntry{
-		Time:     time.Now(),
-		Client:   "upstream",
-		Device:   req.device,
-		Kind:     req.kind,
-		Method:   req.method,
-		Path:     req.path,
-		Query:    req.query.Encode(),
-		ReqBody:  clip(req.body, journalBodyMax),
-		Duration: d,
-		Source:   "upstream",
-		Note:     note,
+		Time:       time.Now(),
+		Client:     "upstream",
+		Device:     req.device,
+		Kind:       req.kind,
+		Method:     req.method,
+		Path:       req.path,
+		Query:      req.query.Encode(),
+		ReqBody:    clip(req.body, journalBodyMax),
+		Duration:   d,
+		ReqReceipt: req.receipt,
+		Source:     "upstream",
+		Note:       note,
+	}
+	if e.ReqReceipt != "" {
+		e.ReqBody = nil
 	}
 	if resp != nil {
 		e.Status = resp.status

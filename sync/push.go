@@ -255,7 +255,7 @@ func (p *pusher) push(r *shopbridge.Receipt) {
 		}
 	}
 	req := request{kind: KindReceipt, method: http.MethodPost, path: "/api/v2/receipts", body: r.Body,
-		headers: headers, device: r.DeviceID, maxBody: journalBodyMax}
+		headers: headers, device: r.DeviceID, receipt: r.EventID, maxBody: journalBodyMax}
 	resp, d, err := s.client.do(s.pushCtx, req)
 	now := time.Now()
 	var note string

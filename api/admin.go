@@ -119,40 +119,49 @@ type seriesKey struct {
 }
 
 type metrics struct {
-	mu               sync.RWMutex
-	series           map[seriesKey]*series
+	// series is copied on write: every request reads it, a new kind and
+	// status pair is rare, and a reader lock shared by all requests costs
+	// more than the counting.
+	series           atomic.Pointer[map[seriesKey]*series]
+	mu               sync.Mutex // serializes writers of series
 	receiptsAccepted atomic.Uint64
 }
 
-func newMetrics() *metrics { return &metrics{series: map[seriesKey]*series{}} }
+func newMetrics() *metrics {
+	m := &metrics{}
+	m.series.Store(&map[seriesKey]*series{})
+	return m
+}
 
 func (m *metrics) observe(kind string, status int, d time.Duration) {
 	k := seriesKey{kind, status}
-	m.mu.RLock()
-	s := m.series[k]
-	m.mu.RUnlock()
+	s := (*m.series.Load())[k]
 	if s == nil {
 		m.mu.Lock()
-		if s = m.series[k]; s == nil {
+		old := *m.series.Load()
+		if s = old[k]; s == nil {
+			next := make(map[seriesKey]*series, len(old)+1)
+			for k, v := range old {
+				next[k] = v
+			}
 			s = &series{}
-			m.series[k] = s
+			next[k] = s
+			m.series.Store(&next)
 		}
 		m.mu.Unlock()
 	}
 	s.count.Add(1)
 	s.sumNS.Add(uint64(d))
-	sec := d.Seconds()
-	i := sort.SearchFloat64s(buckets, sec)
+	i := sort.SearchFloat64s(buckets, d.Seconds())
 	s.bucket[i].Add(1)
 }
 
 func (m *metrics) write(w io.Writer) {
-	m.mu.RLock()
-	keys := make([]seriesKey, 0, len(m.series))
-	for k := range m.series {
+	all := *m.series.Load()
+	keys := make([]seriesKey, 0, len(all))
+	for k := range all {
 		keys = append(keys, k)
 	}
-	m.mu.RUnlock()
 	sort.Slice(keys, func(i, j int) bool {
 		if keys[i].kind != keys[j].kind {
 			return keys[i].kind < keys[j].kind
@@ -162,12 +171,12 @@ func (m *metrics) write(w io.Writer) {
 	fmt.Fprintln(w, "# HELP shopbridge_requests_total Terminal requests by kind and status.")
 	fmt.Fprintln(w, "# TYPE shopbridge_requests_total counter")
 	for _, k := range keys {
-		fmt.Fprintf(w, "shopbridge_requests_total{kind=%q,status=\"%d\"} %d\n", k.kind, k.status, m.get(k).count.Load())
+		fmt.Fprintf(w, "shopbridge_requests_total{kind=%q,status=\"%d\"} %d\n", k.kind, k.status, all[k].count.Load())
 	}
 	fmt.Fprintln(w, "# HELP shopbridge_request_duration_seconds Terminal request latency by kind and status.")
 	fmt.Fprintln(w, "# TYPE shopbridge_request_duration_seconds histogram")
 	for _, k := range keys {
-		s := m.get(k)
+		s := all[k]
 		var cum uint64
 		for i, b := range buckets {
 			cum += s.bucket[i].Load()
@@ -181,12 +190,6 @@ func (m *metrics) write(w io.Writer) {
 	fmt.Fprintln(w, "# HELP shopbridge_receipts_accepted_total Receipts accepted (durable), duplicates excluded.")
 	fmt.Fprintln(w, "# TYPE shopbridge_receipts_accepted_total counter")
 	fmt.Fprintf(w, "shopbridge_receipts_accepted_total %d\n", m.receiptsAccepted.Load())
-}
-
-func (m *metrics) get(k seriesKey) *series {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.series[k]
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -25,14 +26,7 @@ func daemonURL(addr string) string {
 		if cfg, err := daemon.ParseRunArgs(nil); err == nil {
 			listen = cfg.Listen
 		}
-		host, port, err := net.SplitHostPort(listen)
-		if err != nil {
-			host, port = "", "8480"
-		}
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "127.0.0.1"
-		}
-		addr = net.JoinHostPort(host, port)
+		return loopbackURL(listen)
 	}
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
@@ -40,9 +34,29 @@ func daemonURL(addr string) string {
 	return strings.TrimRight(addr, "/")
 }
 
+// loopbackURL is the base URL of a daemon listening on listen, reached over
+// loopback unless it listens on one address only.
+func loopbackURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		host, port = "", "8480"
+	}
+	if ip := net.ParseIP(host); host == "" || ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
 // adminGet calls an operator endpoint of the running daemon.
 func adminGet(base, path string, timeout time.Duration) (*http.Response, error) {
-	req, err := http.NewRequest(http.MethodGet, base+path, nil)
+	return adminDo(http.MethodGet, base, path, timeout)
+}
+
+// adminDo calls an operator endpoint of the running daemon, with the admin
+// token from SHOPBRIDGE_ADMIN_TOKEN when set. Any answer but 200 is an
+// error carrying the daemon's reason (its Evotor error body) or the body.
+func adminDo(method, base, path string, timeout time.Duration) (*http.Response, error) {
+	req, err := http.NewRequest(method, base+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -53,12 +67,20 @@ func adminGet(base, path string, timeout time.Duration) (*http.Response, error) 
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the daemon at %s: %w (is it running? see --addr)", base, err)
 	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-		return nil, fmt.Errorf("%s%s: %s: %s", base, path, resp.Status, strings.TrimSpace(string(b)))
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
 	}
-	return resp, nil
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e struct {
+		Errors []struct {
+			Reason string `json:"reason"`
+		} `json:"errors"`
+	}
+	if json.Unmarshal(b, &e) == nil && len(e.Errors) > 0 && e.Errors[0].Reason != "" {
+		return nil, fmt.Errorf("%s %s%s: %s (%s)", method, base, path, e.Errors[0].Reason, resp.Status)
+	}
+	return nil, fmt.Errorf("%s %s%s: %s: %s", method, base, path, resp.Status, strings.TrimSpace(string(b)))
 }
 
 func addrFlag(fs *flag.FlagSet) *string {

@@ -6,27 +6,9 @@ import (
 	"io"
 	"strings"
 	"time"
-)
 
-// daemonStatus is the part of /admin/api/status the operator reads.
-type daemonStatus struct {
-	Upstream      string     `json:"upstream"`
-	UpstreamURL   string     `json:"upstream_url"`
-	UpstreamSince *time.Time `json:"upstream_since"`
-	LastPullAt    *time.Time `json:"last_pull_at"`
-	LastPushAt    *time.Time `json:"last_push_at"`
-	LastError     string     `json:"last_error"`
-	Outbox        int        `json:"outbox"`
-	OutboxOldest  *time.Time `json:"outbox_oldest"`
-	Parked        int        `json:"parked"`
-	ParkedList    []struct {
-		EventID    string    `json:"event_id"`
-		BillID     string    `json:"bill_id"`
-		ReceivedAt time.Time `json:"received_at"`
-		Attempts   int       `json:"attempts"`
-		Answer     string    `json:"answer"`
-	} `json:"parked_receipts"`
-}
+	"github.com/shopbridge/shopbridge/daemon"
+)
 
 // printDaemonStatus prints the running daemon's sync state for people: the
 // upstream's state and since when, the last pull and push, the outbox and
@@ -39,7 +21,7 @@ func printDaemonStatus(w io.Writer, baseURL string) error {
 		return err
 	}
 	defer resp.Body.Close()
-	var st daemonStatus
+	var st daemon.Status
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&st); err != nil {
 		return fmt.Errorf("%s/admin/api/status: not a status answer: %w", base, err)
 	}
@@ -47,7 +29,7 @@ func printDaemonStatus(w io.Writer, baseURL string) error {
 	return nil
 }
 
-func writeDaemonStatus(w io.Writer, st *daemonStatus, now time.Time) {
+func writeDaemonStatus(w io.Writer, st *daemon.Status, now time.Time) {
 	switch st.Upstream {
 	case "", "none":
 		fmt.Fprintln(w, "upstream:   none (standalone: no --upstream configured)")

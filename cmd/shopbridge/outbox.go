@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 )
 
@@ -85,32 +83,10 @@ func cmdOutboxRetry(args []string) int {
 
 // retryParked asks the daemon at base to re-queue a parked receipt.
 func retryParked(base, eventID string) error {
-	u := base + "/admin/api/outbox/" + url.PathEscape(eventID) + "/retry"
-	req, err := http.NewRequest(http.MethodPost, u, nil)
+	resp, err := adminDo(http.MethodPost, base, "/admin/api/outbox/"+url.PathEscape(eventID)+"/retry", 10*time.Second)
 	if err != nil {
-		return err
+		return fmt.Errorf("receipt %s: %w", eventID, err)
 	}
-	if t := os.Getenv("SHOPBRIDGE_ADMIN_TOKEN"); t != "" {
-		req.Header.Set("Authorization", "Bearer "+t)
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach the daemon at %s: %w (is it running? see --addr)", base, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		return nil
-	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e struct {
-		Errors []struct {
-			Code    int    `json:"code"`
-			Reason  string `json:"reason"`
-			Subject string `json:"subject"`
-		} `json:"errors"`
-	}
-	if json.Unmarshal(b, &e) == nil && len(e.Errors) > 0 && e.Errors[0].Reason != "" {
-		return fmt.Errorf("receipt %s: %s (%s)", eventID, e.Errors[0].Reason, resp.Status)
-	}
-	return fmt.Errorf("POST %s: %s: %s", u, resp.Status, strings.TrimSpace(string(b)))
+	resp.Body.Close()
+	return nil
 }

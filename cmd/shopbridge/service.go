@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -176,10 +175,10 @@ func waitingReceipts() (n int, where string, err error) {
 	if err != nil {
 		return 0, "", fmt.Errorf("the installed service's flags: %w", err)
 	}
-	url := adminURL(cfg.Listen)
-	n, errHTTP := outboxFromDaemon(url)
+	base := loopbackURL(cfg.Listen)
+	n, errHTTP := outboxFromDaemon(base)
 	if errHTTP == nil {
-		return n, "running daemon at " + url, nil
+		return n, "running daemon at " + base, nil
 	}
 	path := filepath.Join(cfg.DataDir, storage.FileName)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
@@ -197,37 +196,21 @@ func waitingReceipts() (n int, where string, err error) {
 	return st.Outbox, "store " + path, nil
 }
 
-// adminURL is the status endpoint of a daemon listening on listen, reached
-// over loopback unless it listens on one address only.
-func adminURL(listen string) string {
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		host, port = "", "8480"
-	}
-	if ip := net.ParseIP(host); host == "" || ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return "http://" + net.JoinHostPort(host, port) + "/admin/api/status"
-}
-
-func outboxFromDaemon(url string) (int, error) {
-	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(url)
+// outboxFromDaemon asks the daemon at base how many receipts wait.
+func outboxFromDaemon(base string) (int, error) {
+	resp, err := adminGet(base, "/admin/api/status", 3*time.Second)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
 	var st struct {
 		Outbox *int `json:"outbox"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
-		return 0, fmt.Errorf("GET %s: %w", url, err)
+		return 0, fmt.Errorf("%s/admin/api/status: %w", base, err)
 	}
 	if st.Outbox == nil {
-		return 0, fmt.Errorf("GET %s: no outbox field", url)
+		return 0, fmt.Errorf("%s/admin/api/status: no outbox field", base)
 	}
 	return *st.Outbox, nil
 }

@@ -41,16 +41,16 @@ func TestAbsPathFlags(t *testing.T) {
 	}
 }
 
-func TestAdminURL(t *testing.T) {
+func TestLoopbackURL(t *testing.T) {
 	for listen, want := range map[string]string{
-		":8480":          "http://127.0.0.1:8480/admin/api/status",
-		"0.0.0.0:9000":   "http://127.0.0.1:9000/admin/api/status",
-		"[::]:9000":      "http://127.0.0.1:9000/admin/api/status",
-		"10.0.0.5:8480":  "http://10.0.0.5:8480/admin/api/status",
-		"localhost:8480": "http://127.0.0.1:8480/admin/api/status",
+		":8480":          "http://127.0.0.1:8480",
+		"0.0.0.0:9000":   "http://127.0.0.1:9000",
+		"[::]:9000":      "http://127.0.0.1:9000",
+		"10.0.0.5:8480":  "http://10.0.0.5:8480",
+		"localhost:8480": "http://127.0.0.1:8480",
 	} {
-		if got := adminURL(listen); got != want {
-			t.Errorf("adminURL(%q) = %q, want %q", listen, got, want)
+		if got := loopbackURL(listen); got != want {
+			t.Errorf("loopbackURL(%q) = %q, want %q", listen, got, want)
 		}
 	}
 }
@@ -76,7 +76,7 @@ func TestOutboxFromDaemon(t *testing.T) {
 				fmt.Fprint(w, tt.body)
 			}))
 			defer srv.Close()
-			n, err := outboxFromDaemon(srv.URL + "/admin/api/status")
+			n, err := outboxFromDaemon(srv.URL)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)

@@ -178,15 +178,8 @@ func startup(args []string) {
 	ids := fs.String("ids", "", "comma-separated bill ids to fetch after start (besides those of the list)")
 	logFile := fs.String("log", "", "append the daemon's stderr here")
 	fs.Parse(args)
-	logTo := io.Discard
-	if *logFile != "" {
-		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer f.Close()
-		logTo = f
-	}
+	logTo, closeLog := openLog(*logFile)
+	defer closeLog()
 	var ready, logReady, rss0, hwm0, rss1, hwm1, rss2, hwm2 []float64
 	for i := 0; i < *n; i++ {
 		d := start(*bin, *data, fs.Args(), logTo)
@@ -297,15 +290,8 @@ func idle(args []string) {
 	dur := fs.Duration("d", 60*time.Second, "how long to measure")
 	logFile := fs.String("log", "", "append the daemon's stderr here")
 	fs.Parse(args)
-	logTo := io.Discard
-	if *logFile != "" {
-		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer f.Close()
-		logTo = f
-	}
+	logTo, closeLog := openLog(*logFile)
+	defer closeLog()
 	d := start(*bin, *data, fs.Args(), logTo)
 	defer d.stop()
 	pid := d.cmd.Process.Pid
@@ -375,4 +361,16 @@ func cpu(args []string) {
 		ticks += ut + st
 	}
 	fmt.Println(ticks * 1000 / userHZ)
+}
+
+// openLog opens path for appending the daemon's stderr; "" discards it.
+func openLog(path string) (io.Writer, func()) {
+	if path == "" {
+		return io.Discard, func() {}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return f, func() { f.Close() }
 }

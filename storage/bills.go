@@ -451,21 +451,6 @@ func newer(a, b shopbridge.BillSummary) bool {
 	return padID(a.ID) > padID(b.ID)
 }
 
-// BillsByNumber returns the full bills with the given number.
-func (s *Store) BillsByNumber(number string) ([]*shopbridge.Bill, error) {
-	sums, err := s.List(ListQuery{Number: number})
-	if err != nil {
-		return nil, err
-	}
-	var out []*shopbridge.Bill
-	for _, sum := range sums {
-		if b, err := s.Bill(sum.ID); err == nil {
-			out = append(out, b)
-		}
-	}
-	return out, nil
-}
-
 // PaidTwice returns the ids of bills that two settling receipts paid.
 func (s *Store) PaidTwice() ([]string, error) {
 	var ids []string

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -275,9 +274,6 @@ func (s *Store) Park(eventID, answer string) error {
 		return tx.Bucket(bucketParked).Put(seqKey(r.Seq), []byte(eventID))
 	})
 }
-
-// ErrNotParked is returned by Retry for a receipt that is not parked.
-var ErrNotParked = errors.New("receipt is not parked")
 
 // Retry puts a parked receipt back into the outbox at its old place.
 func (s *Store) Retry(eventID string) error {

@@ -65,6 +65,14 @@ func settles(r *shopbridge.Receipt) bool {
 // with the same bytes is a duplicate: nothing is written and dup is true.
 // The same id with other bytes is an ECONFLICT error.
 func (s *Store) AcceptReceipt(r *shopbridge.Receipt) (dup bool, err error) {
+	// A register retrying a receipt already stored needs no write, nor a
+	// place in a commit.
+	if old, err := s.Receipt(r.EventID); err == nil {
+		if !bytes.Equal(old.Body, r.Body) {
+			return false, conflictError(r.EventID)
+		}
+		return true, nil
+	}
 	var conflict bool
 	err = s.batch(func(tx *bolt.Tx) error {
 		dup, conflict = false, false
@@ -105,8 +113,7 @@ func (s *Store) AcceptReceipt(r *shopbridge.Receipt) (dup bool, err error) {
 		return false, fmt.Errorf("accept receipt %s: %w", r.EventID, err)
 	}
 	if conflict {
-		return false, shopbridge.Errorf(shopbridge.ECONFLICT, "id",
-			"event %s was already accepted with different content; nothing was overwritten", r.EventID)
+		return false, conflictError(r.EventID)
 	}
 	if !dup {
 		select {
@@ -115,6 +122,11 @@ func (s *Store) AcceptReceipt(r *shopbridge.Receipt) (dup bool, err error) {
 		}
 	}
 	return dup, nil
+}
+
+func conflictError(eventID string) error {
+	return shopbridge.Errorf(shopbridge.ECONFLICT, "id",
+		"event %s was already accepted with different content; nothing was overwritten", eventID)
 }
 
 // applyToBill settles or reopens the bill a receipt names.

@@ -322,12 +322,19 @@ type call struct {
 // maxGroup bounds the calls that share one commit.
 const maxGroup = 4096
 
+// groupLinger is how long a commit waits for more calls while registers
+// post concurrently; a fraction of the commit's own fsyncs.
+const groupLinger = 500 * time.Microsecond
+
 // committer is the group commit: it takes every call waiting when the
 // previous commit ends and commits them together. A lone register never
 // waits on a timer; under load the group grows with the queue. A call that
 // fails rolls the group back, and each call then runs alone.
 func (s *Store) committer() {
 	defer close(s.committed)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	last := 0 // calls in the previous commit
 	for {
 		var group []*call
 		select {
@@ -345,6 +352,29 @@ func (s *Store) committer() {
 				break more
 			}
 		}
+		// While several registers post at once (the last commit was shared),
+		// wait a moment for the ones still on their way: registers that
+		// connect one after another otherwise get a commit each. A lone
+		// register never waits.
+		if last > 1 {
+			linger.Reset(groupLinger)
+		gather:
+			for len(group) < maxGroup {
+				select {
+				case c := <-s.calls:
+					group = append(group, c)
+				case <-linger.C:
+					break gather
+				}
+			}
+			if !linger.Stop() {
+				select {
+				case <-linger.C:
+				default:
+				}
+			}
+		}
+		last = len(group)
 		err := s.update(func(tx *bolt.Tx) error {
 			for _, c := range group {
 				if err := c.fn(tx); err != nil {

@@ -34,6 +34,12 @@ run: build
 bench: build
 	./bench/run.sh
 
+.PHONY: screenshots
+# The README's console screenshots (docs/console-*.png), from a daemon and
+# the simulator with realistic data, in headless chromium.
+screenshots:
+	SHOPBRIDGE_SCREENSHOTS=$(CURDIR)/docs go test -count=1 -run '^TestConsoleScreenshots$$' -v ./daemon/
+
 .PHONY: crmsim fuzz-crmsim
 # The upstream simulator alone, in the foreground (API :8481, control :8482).
 crmsim: build

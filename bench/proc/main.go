@@ -1,8 +1,9 @@
 // Command proc starts the shopbridge daemon and reads what it costs from
 // /proc: `proc startup` times exec → first successful GET /healthz and reads
 // VmRSS/VmHWM before and after a few terminal requests; `proc idle` measures
-// CPU time and wake-ups of an idle daemon; `proc freeport` prints a free
-// loopback port.
+// CPU time and wake-ups of an idle daemon; `proc console` times the admin
+// console's pages in chromium and its JSON endpoints (console.go); `proc
+// freeport` prints a free loopback port.
 package main
 
 import (
@@ -28,13 +29,15 @@ import (
 func main() {
 	log.SetFlags(0)
 	if len(os.Args) < 2 {
-		log.Fatal("usage: proc startup|idle|cpu|status|freeport [flags] [-- daemon run flags]")
+		log.Fatal("usage: proc startup|idle|console|cpu|status|freeport [flags] [-- daemon run flags]")
 	}
 	switch os.Args[1] {
 	case "startup":
 		startup(os.Args[2:])
 	case "idle":
 		idle(os.Args[2:])
+	case "console":
+		console(os.Args[2:])
 	case "cpu":
 		cpu(os.Args[2:])
 	case "status":
@@ -42,7 +45,7 @@ func main() {
 	case "freeport":
 		fmt.Println(freePort())
 	default:
-		log.Fatalf("proc: unknown command %q (want startup, idle, cpu, status or freeport)", os.Args[1])
+		log.Fatalf("proc: unknown command %q (want startup, idle, console, cpu, status or freeport)", os.Args[1])
 	}
 }
 

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/shopbridge/shopbridge/internal/browser"
+)
+
+// consolePages are the pages whose load time is measured and the element
+// whose appearance means the page shows its content: the overview's
+// upstream state once the first status answer filled it, the journal's
+// first row.
+var consolePages = []struct{ name, path, content string }{
+	{"overview", "/admin/", `[data-testid="upstream-state"][data-state]:not([data-state=""])`},
+	{"journal", "/admin/journal", `[data-testid="journal-row"]`},
+}
+
+// pageTimer runs before any script of each new document (DevTools injects
+// it, so the page's CSP does not apply): it notes performance.now() —
+// milliseconds since navigation start — when the page's content element
+// first appears, and again after the next frame is painted.
+const pageTimer = `(() => {
+  const sel = %s[location.pathname];
+  if (!sel) return;
+  const seen = () => {
+    if (window.__contentAt !== undefined || !document.querySelector(sel)) return false;
+    window.__contentAt = performance.now();
+    requestAnimationFrame(() => setTimeout(() => { window.__paintAt = performance.now(); }, 0));
+    return true;
+  };
+  const obs = new MutationObserver(() => { if (seen()) obs.disconnect(); });
+  obs.observe(document, {subtree: true, childList: true, attributes: true, characterData: true});
+})()`
+
+// loadTiming is one page load as the browser saw it, in ms since
+// navigation start.
+type loadTiming struct {
+	TTFB    float64 `json:"ttfb"`    // first byte of the HTML
+	DCL     float64 `json:"dcl"`     // DOMContentLoaded handlers done
+	Load    float64 `json:"load"`    // load event done
+	Content float64 `json:"content"` // the content element appeared
+	Paint   float64 `json:"paint"`   // the frame after it was painted
+}
+
+// console measures the admin console on a store: each page's load in
+// chromium (navigation start → content painted; -n loads with a cleared
+// cache, -n with a warm one), the JSON endpoints behind them from a Go
+// client (-api-n requests each), then the daemon's VmRSS and VmHWM.
+func console(args []string) {
+	fs := flag.NewFlagSet("console", flag.ExitOnError)
+	bin := fs.String("bin", "bin/shopbridge", "daemon binary")
+	data := fs.String("data", "", "data directory with the store (bench/mkstore)")
+	n := fs.Int("n", 11, "page loads per page, cold and warm each")
+	apiN := fs.Int("api-n", 50, "requests per JSON endpoint")
+	logFile := fs.String("log", "", "append the daemon's stderr here")
+	fs.Parse(args)
+	logTo, closeLog := openLog(*logFile)
+	defer closeLog()
+	d := start(*bin, *data, fs.Args(), logTo)
+	defer d.stop()
+	pid := d.cmd.Process.Pid
+	m0 := memKiB(pid)
+
+	var ov struct {
+		Bills   int `json:"bills"`
+		Journal struct {
+			Entries int `json:"entries"`
+		} `json:"journal"`
+	}
+	if b, code := d.get("/admin/api/overview"); code != 200 || json.Unmarshal(b, &ov) != nil {
+		log.Fatalf("proc console: GET /admin/api/overview: %d %.200s", code, b)
+	}
+	fmt.Printf("store: %d bills, %d journal entries; RSS at start %s MiB\n", ov.Bills, ov.Journal.Entries, mib(m0["VmRSS"]))
+
+	// The JSON endpoints, one client with keep-alive as the page's fetches.
+	first := journalPage(d, "/admin/api/journal/page?limit=50")
+	endpoints := []struct{ name, path string }{
+		{"overview", "/admin/api/overview"},
+		{"journal_first", "/admin/api/journal/page?limit=50"},
+		{"journal_middle", fmt.Sprintf("/admin/api/journal/page?limit=50&before=%d", first.maxSeq/2)},
+		{"journal_kind", "/admin/api/journal/page?limit=50&kind=RECEIPT"},
+		{"journal_text", "/admin/api/journal/page?limit=50&text=no-such-text-anywhere"},
+	}
+	api := map[string][2]float64{}
+	client := &http.Client{Timeout: 30 * time.Second}
+	for _, e := range endpoints {
+		var ms []float64
+		for i := 0; i < *apiN; i++ {
+			t := time.Now()
+			resp, err := client.Get(d.base + e.path)
+			if err != nil {
+				log.Fatalf("proc console: GET %s: %v", e.path, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				log.Fatalf("proc console: GET %s: %s", e.path, resp.Status)
+			}
+			ms = append(ms, float64(time.Since(t).Microseconds())/1000)
+		}
+		api[e.name] = [2]float64{median(ms), quantile(ms, 0.95)}
+		fmt.Printf("api %-15s %s: median %.2f ms, p95 %.2f ms (%d requests)\n", e.name, e.path, median(ms), quantile(ms, 0.95), *apiN)
+	}
+	m1 := memKiB(pid)
+
+	path := browser.Path()
+	pageMS := map[string]float64{}
+	if path == "" {
+		fmt.Println("browser: skipped, no chromium (apt-get install -y chromium)")
+	} else {
+		dir, err := os.MkdirTemp("", "shopbridge-bench-chromium-")
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		b, err := browser.Start(context.Background(), path, filepath.Join(dir, "profile"), browser.Options{Lang: "ru"})
+		if err != nil {
+			log.Fatalf("proc console: %v", err)
+		}
+		defer b.Stop()
+		sels := map[string]string{}
+		for _, p := range consolePages {
+			sels[p.path] = p.content
+		}
+		selJSON, _ := json.Marshal(sels)
+		if _, err := chromedp.Call(b.Ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: fmt.Sprintf(pageTimer, selJSON)}); err != nil {
+			log.Fatalf("proc console: %v", err)
+		}
+		timings := map[string][]loadTiming{}
+		// Warm-up load of each page (chromium's own first-use costs),
+		// then rounds alternating the pages, so load from other work on
+		// the machine spreads over both.
+		for _, p := range consolePages {
+			loadPage(b.Ctx, d.base+p.path, true)
+		}
+		for i := 0; i < *n; i++ {
+			for _, p := range consolePages {
+				timings[p.name+"_cold"] = append(timings[p.name+"_cold"], loadPage(b.Ctx, d.base+p.path, true))
+				timings[p.name+"_warm"] = append(timings[p.name+"_warm"], loadPage(b.Ctx, d.base+p.path, false))
+			}
+		}
+		for _, p := range consolePages {
+			for _, c := range []string{"cold", "warm"} {
+				ts := timings[p.name+"_"+c]
+				pick := func(f func(loadTiming) float64) []float64 {
+					var xs []float64
+					for _, t := range ts {
+						xs = append(xs, f(t))
+					}
+					return xs
+				}
+				paint := pick(func(t loadTiming) float64 { return t.Paint })
+				pageMS[p.name+"_"+c] = median(paint)
+				pageMS[p.name+"_"+c+"_p95"] = quantile(paint, 0.95)
+				fmt.Printf("browser %-8s %s cache: content painted median %.0f ms, p95 %.0f ms (first byte %.0f, DOMContentLoaded %.0f, load %.0f, content in DOM %.0f; medians of %d loads)\n",
+					p.name, c, median(paint), quantile(paint, 0.95),
+					median(pick(func(t loadTiming) float64 { return t.TTFB })), median(pick(func(t loadTiming) float64 { return t.DCL })),
+					median(pick(func(t loadTiming) float64 { return t.Load })), median(pick(func(t loadTiming) float64 { return t.Content })), len(ts))
+			}
+		}
+		if left := b.Stop(); left > 0 {
+			fmt.Printf("browser: killed %d chromium processes left after close\n", left)
+		}
+	}
+	m2 := memKiB(pid)
+	fmt.Printf("daemon RSS: start %s MiB, after the API requests %s MiB, after the page loads %s MiB; VmHWM %s MiB\n",
+		mib(m0["VmRSS"]), mib(m1["VmRSS"]), mib(m2["VmRSS"]), mib(m2["VmHWM"]))
+	fmt.Printf("RESULT bills=%d journal=%d overview_cold_ms=%.0f overview_warm_ms=%.0f journal_cold_ms=%.0f journal_warm_ms=%.0f overview_api_ms=%.2f overview_api_p95_ms=%.2f journal_api_ms=%.2f journal_api_p95_ms=%.2f journal_middle_api_ms=%.2f journal_text_api_ms=%.2f rss_mib=%s hwm_mib=%s\n",
+		ov.Bills, ov.Journal.Entries, pageMS["overview_cold"], pageMS["overview_warm"], pageMS["journal_cold"], pageMS["journal_warm"],
+		api["overview"][0], api["overview"][1], api["journal_first"][0], api["journal_first"][1], api["journal_middle"][0], api["journal_text"][0],
+		mib(m2["VmRSS"]), mib(m2["VmHWM"]))
+}
+
+// journalPage reads one page of /admin/api/journal/page for its highest seq.
+func journalPage(d *daemon, path string) (p struct{ maxSeq int }) {
+	b, code := d.get(path)
+	var doc struct {
+		Rows []struct {
+			Seq int `json:"seq"`
+		} `json:"rows"`
+	}
+	if code != 200 || json.Unmarshal(b, &doc) != nil || len(doc.Rows) == 0 {
+		log.Fatalf("proc console: GET %s: %d %.200s", path, code, b)
+	}
+	for _, r := range doc.Rows {
+		p.maxSeq = max(p.maxSeq, r.Seq)
+	}
+	return p
+}
+
+// loadPage navigates to url (after clearing the cache when cold) and
+// returns the timings the page noted.
+func loadPage(ctx context.Context, url string, cold bool) loadTiming {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if cold {
+		if _, err := chromedp.Call(ctx, network.ClearBrowserCache, cdp.Empty{}); err != nil {
+			log.Fatalf("proc console: clear cache: %v", err)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		log.Fatalf("proc console: load %s: %v", url, err)
+	}
+	t, err := chromedp.Run(ctx, chromedp.Poll[loadTiming](`window.__paintAt === undefined ? null : (() => {
+	  const n = performance.getEntriesByType('navigation')[0];
+	  return {ttfb: n.responseStart, dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd, content: window.__contentAt, paint: window.__paintAt};
+	})()`, chromedp.WithPollingInterval(10*time.Millisecond)))
+	if err != nil {
+		log.Fatalf("proc console: %s: content never appeared: %v", url, err)
+	}
+	return t
+}
+
+func quantile(xs []float64, q float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	i := int(q*float64(len(s))+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}

@@ -12,9 +12,13 @@ build:
 test:
 	CGO_ENABLED=1 go test -race -count=1 ./...
 
+# staticcheck at a pinned version, run from the module proxy: no go.mod
+# entry, no install step.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint:
 	go vet ./...
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
+	go run $(STATICCHECK) ./...
 
 .PHONY: demo run bench
 # The whole flow on one machine: the upstream simulator with the seed

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 )
 
@@ -182,7 +181,21 @@ type ReadThrough interface {
 	ListByNumber(ctx context.Context, number string) ([]BillSummary, error)
 }
 
-// MetricsWriter writes Prometheus text-format lines about one part.
-type MetricsWriter interface {
-	WriteMetrics(w io.Writer)
+// MDNSStatus is the mDNS announcer's state, shown under "mdns" in
+// admin/api/status.
+type MDNSStatus struct {
+	State       string          `json:"state"` // "starting", "announcing", "error" or "off"
+	Error       string          `json:"error,omitempty"`
+	Instance    string          `json:"instance,omitempty"` // the name actually announced; gets " (2)" after a name conflict
+	Host        string          `json:"host,omitempty"`     // our own mDNS host name
+	Port        int             `json:"port,omitempty"`
+	Interfaces  []MDNSInterface `json:"interfaces"`
+	Since       time.Time       `json:"since,omitzero"`        // when State last changed
+	AnnouncedAt time.Time       `json:"announced_at,omitzero"` // last unsolicited announcement
+}
+
+// MDNSInterface is one interface announced on and the addresses it offers.
+type MDNSInterface struct {
+	Name  string   `json:"name"`
+	Addrs []string `json:"addrs"`
 }

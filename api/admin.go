@@ -2,15 +2,11 @@ package api
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -18,8 +14,51 @@ import (
 	"github.com/shopbridge/shopbridge/storage"
 )
 
-func parseQuery(q string) (url.Values, error) { return url.ParseQuery(q) }
-func urlUnescape(q string) (string, error)    { return url.QueryUnescape(q) }
+// Status is the body of admin/api/status.
+type Status struct {
+	Version       string                `json:"version"`
+	InstanceID    string                `json:"instance_id"`
+	Name          string                `json:"name"`
+	Addr          string                `json:"addr"`
+	StartedAt     time.Time             `json:"started_at"`
+	Upstream      string                `json:"upstream"`
+	UpstreamURL   string                `json:"upstream_url,omitempty"`
+	UpstreamSince *time.Time            `json:"upstream_since"`
+	LastPullAt    *time.Time            `json:"last_pull_at"`
+	LastPushAt    *time.Time            `json:"last_push_at"`
+	LastError     string                `json:"last_error,omitempty"`
+	SyncedAt      *time.Time            `json:"synced_at"`
+	System        string                `json:"system"`
+	Bills         int                   `json:"bills"`
+	OpenBills     int                   `json:"open_bills"`
+	PaidTwice     []string              `json:"paid_twice"`
+	Receipts      int                   `json:"receipts"`
+	Outbox        int                   `json:"outbox"`
+	OutboxOldest  *time.Time            `json:"outbox_oldest"`
+	Parked        int                   `json:"parked"`
+	ParkedList    []ParkedReceipt       `json:"parked_receipts"`
+	Terminals     []storage.Terminal    `json:"terminals"`
+	Journal       JournalStatus         `json:"journal"`
+	Store         storage.Stats         `json:"store"`
+	MDNS          shopbridge.MDNSStatus `json:"mdns"`
+}
+
+// ParkedReceipt is a receipt the upstream refused, for the operator.
+type ParkedReceipt struct {
+	EventID    string    `json:"event_id"`
+	BillID     string    `json:"bill_id,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+	Attempts   int       `json:"attempts"`
+	Answer     string    `json:"answer"`
+}
+
+// JournalStatus tells how the journal writer keeps up.
+type JournalStatus struct {
+	Written uint64  `json:"written"`
+	Dropped uint64  `json:"dropped"`
+	Queued  int     `json:"queued"`
+	LagMS   float64 `json:"lag_ms"`
+}
 
 // JournalRow is one journal entry as admin/api/journal shows it: bodies that
 // are JSON stay JSON, anything else is a string.
@@ -104,104 +143,61 @@ func (s *Server) journal(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	writeJSON(w, http.StatusOK, body)
 }
 
-// Latency histogram bounds in seconds.
-var buckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
-
-type series struct {
-	count  atomic.Uint64
-	sumNS  atomic.Uint64
-	bucket [13]atomic.Uint64
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	if !s.cfg.Store.Healthy() {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok")
 }
 
-type seriesKey struct {
-	kind   string
-	status int
+func (s *Server) status(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	var v Status
+	if s.cfg.Status != nil {
+		v = s.cfg.Status()
+	}
+	body, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
-type metrics struct {
-	// series is copied on write: every request reads it, a new kind and
-	// status pair is rare, and a reader lock shared by all requests costs
-	// more than the counting.
-	series           atomic.Pointer[map[seriesKey]*series]
-	mu               sync.Mutex // serializes writers of series
-	receiptsAccepted atomic.Uint64
+func (s *Server) retry(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	if err := s.cfg.Store.Retry(ps.ByName("id")); err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, []byte(`{"retried":true}`))
 }
 
-func newMetrics() *metrics {
-	m := &metrics{}
-	m.series.Store(&map[seriesKey]*series{})
-	return m
-}
-
-func (m *metrics) observe(kind string, status int, d time.Duration) {
-	k := seriesKey{kind, status}
-	s := (*m.series.Load())[k]
-	if s == nil {
-		m.mu.Lock()
-		old := *m.series.Load()
-		if s = old[k]; s == nil {
-			next := make(map[seriesKey]*series, len(old)+1)
-			for k, v := range old {
-				next[k] = v
-			}
-			s = &series{}
-			next[k] = s
-			m.series.Store(&next)
+func (s *Server) backup(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	bw := &backupWriter{w: w}
+	if _, err := s.cfg.Store.WriteTo(bw); err != nil {
+		if !bw.started {
+			// Nothing sent yet (say, the store is closed): an error
+			// status, not a 200 with an empty file.
+			s.fail(w, err)
+			return
 		}
-		m.mu.Unlock()
+		s.logger.Error("backup failed", "err", err)
 	}
-	s.count.Add(1)
-	s.sumNS.Add(uint64(d))
-	i := sort.SearchFloat64s(buckets, d.Seconds())
-	s.bucket[i].Add(1)
 }
 
-func (m *metrics) write(w io.Writer) {
-	all := *m.series.Load()
-	keys := make([]seriesKey, 0, len(all))
-	for k := range all {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].kind != keys[j].kind {
-			return keys[i].kind < keys[j].kind
-		}
-		return keys[i].status < keys[j].status
-	})
-	fmt.Fprintln(w, "# HELP shopbridge_requests_total Terminal requests by kind and status.")
-	fmt.Fprintln(w, "# TYPE shopbridge_requests_total counter")
-	for _, k := range keys {
-		fmt.Fprintf(w, "shopbridge_requests_total{kind=%q,status=\"%d\"} %d\n", k.kind, k.status, all[k].count.Load())
-	}
-	fmt.Fprintln(w, "# HELP shopbridge_request_duration_seconds Terminal request latency by kind and status.")
-	fmt.Fprintln(w, "# TYPE shopbridge_request_duration_seconds histogram")
-	for _, k := range keys {
-		s := all[k]
-		var cum uint64
-		for i, b := range buckets {
-			cum += s.bucket[i].Load()
-			fmt.Fprintf(w, "shopbridge_request_duration_seconds_bucket{kind=%q,status=\"%d\",le=\"%g\"} %d\n", k.kind, k.status, b, cum)
-		}
-		cum += s.bucket[len(buckets)].Load()
-		fmt.Fprintf(w, "shopbridge_request_duration_seconds_bucket{kind=%q,status=\"%d\",le=\"+Inf\"} %d\n", k.kind, k.status, cum)
-		fmt.Fprintf(w, "shopbridge_request_duration_seconds_sum{kind=%q,status=\"%d\"} %g\n", k.kind, k.status, float64(s.sumNS.Load())/1e9)
-		fmt.Fprintf(w, "shopbridge_request_duration_seconds_count{kind=%q,status=\"%d\"} %d\n", k.kind, k.status, s.count.Load())
-	}
-	fmt.Fprintln(w, "# HELP shopbridge_receipts_accepted_total Receipts accepted (durable), duplicates excluded.")
-	fmt.Fprintln(w, "# TYPE shopbridge_receipts_accepted_total counter")
-	fmt.Fprintf(w, "shopbridge_receipts_accepted_total %d\n", m.receiptsAccepted.Load())
+// backupWriter sets the download headers with the first byte, so a backup
+// that fails before it starts can still answer with an error.
+type backupWriter struct {
+	w       http.ResponseWriter
+	started bool
 }
 
-func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.metrics.write(w)
-	fmt.Fprintln(w, "# HELP shopbridge_outbox_receipts Receipts waiting for the upstream.")
-	fmt.Fprintln(w, "# TYPE shopbridge_outbox_receipts gauge")
-	fmt.Fprintf(w, "shopbridge_outbox_receipts %d\n", s.cfg.Store.OutboxLen())
-	fmt.Fprintln(w, "# HELP shopbridge_store_commits_total Write transactions committed (each one round of fsyncs).")
-	fmt.Fprintln(w, "# TYPE shopbridge_store_commits_total counter")
-	fmt.Fprintf(w, "shopbridge_store_commits_total %d\n", s.cfg.Store.Commits())
-	for _, m := range s.cfg.Metrics {
-		m.WriteMetrics(w)
+func (b *backupWriter) Write(p []byte) (int, error) {
+	if !b.started {
+		b.started = true
+		b.w.Header().Set("Content-Type", "application/octet-stream")
+		b.w.Header().Set("Content-Disposition", `attachment; filename="shopbridge-backup.db"`)
 	}
+	return b.w.Write(p)
 }

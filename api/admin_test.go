@@ -10,13 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopbridge/shopbridge/internal/storetest"
+
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/api"
 	"github.com/shopbridge/shopbridge/storage"
 )
 
 func TestAdminLoopback(t *testing.T) {
-	ts := newServer(t, api.Config{Status: func() any { return map[string]any{"version": "test", "outbox": 1} }})
+	ts := newServer(t, api.Config{Status: func() api.Status { return api.Status{Version: "test", Outbox: 1} }})
 	seed(t, ts.store)
 	ts.post(t, "/api/v2/receipts", receiptBody("ev-1", "SELL", "49024", ""))
 
@@ -87,7 +89,7 @@ func TestAdminLoopback(t *testing.T) {
 // TestAdminRemote calls the handler with crafted client addresses: httptest
 // servers only listen on loopback.
 func TestAdminRemote(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	call := func(h http.Handler, addr, path, auth string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest("GET", path, nil)

@@ -5,13 +5,10 @@
 package api
 
 import (
-	"bytes"
-	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -20,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/shopbridge/shopbridge"
@@ -53,9 +49,9 @@ type Config struct {
 	TerminalToken string
 	AdminToken    string
 	Allow         []netip.Prefix // nil: DefaultAllow
-	Location      *time.Location // the shop's time zone for date=today
+	Timezone      *time.Location // the shop's time zone for date=today
 	Now           func() time.Time
-	Status        func() any                 // admin/api/status body
+	Status        func() Status              // admin/api/status body
 	Metrics       []shopbridge.MetricsWriter // extra /metrics parts
 }
 
@@ -77,8 +73,8 @@ func New(cfg Config) *Server {
 	if cfg.Allow == nil {
 		cfg.Allow = DefaultAllow
 	}
-	if cfg.Location == nil {
-		cfg.Location = time.Local
+	if cfg.Timezone == nil {
+		cfg.Timezone = time.Local
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -295,12 +291,6 @@ func (s *Server) admin(h httprouter.Handle) httprouter.Handle {
 	}
 }
 
-func (s *Server) syncedAt(w http.ResponseWriter) {
-	if t := s.cfg.Store.SyncedAt(); !t.IsZero() {
-		w.Header().Set("X-Shopbridge-Synced-At", t.UTC().Format(time.RFC3339))
-	}
-}
-
 // jsonType is shared by every answer: net/http never changes a header's
 // values, so one slice saves an allocation per request.
 var jsonType = []string{"application/json; charset=utf-8"}
@@ -313,323 +303,68 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Write(body)
 }
 
-func (s *Server) hello(w http.ResponseWriter, r *http.Request, _ httprouter.Params, _ *exchange) error {
-	body, _ := json.Marshal(struct {
-		System   string `json:"system"`
-		Protocol string `json:"protocol"`
-	}{s.cfg.Store.System(), shopbridge.ProtocolVersion})
-	writeJSON(w, http.StatusOK, body)
-	return nil
+// Evotor error codes. 2001 and 2002 are Evotor's documented codes; the others
+// are shopbridge's, listed in the README.
+const (
+	CodeSyntax       = 2001 // 400: the request is not well-formed
+	CodeMissingField = 2002 // 400: a required field is absent or empty
+	CodeInvalidValue = 2003 // 400: a parameter has a value that cannot be used
+	CodeUnauthorized = 1001 // 401: missing or wrong terminal token
+	CodeForbidden    = 1002 // 403: the client address is not allowed
+	CodeNotFound     = 2004 // 404: unknown bill or route
+	CodeMethod       = 2005 // 405
+	CodeConflict     = 2006 // 409: event id already used with other content
+	CodeTooLarge     = 2007 // 413: body over 1 MiB
+	CodeInternal     = 3000 // 500
+	CodeUnavailable  = 3001 // 503: the store is unavailable
+)
+
+// errorStatus maps the project's error kinds to HTTP status and Evotor code.
+func errorStatus(err error) (status, code int) {
+	switch shopbridge.ErrorKind(err) {
+	case shopbridge.EINVALID:
+		return http.StatusBadRequest, CodeSyntax
+	case shopbridge.EMISSING:
+		return http.StatusBadRequest, CodeMissingField
+	case shopbridge.EVALUE:
+		return http.StatusBadRequest, CodeInvalidValue
+	case shopbridge.EUNAUTHORIZED:
+		return http.StatusUnauthorized, CodeUnauthorized
+	case shopbridge.EFORBIDDEN:
+		return http.StatusForbidden, CodeForbidden
+	case shopbridge.ENOTFOUND:
+		return http.StatusNotFound, CodeNotFound
+	case shopbridge.EMETHOD:
+		return http.StatusMethodNotAllowed, CodeMethod
+	case shopbridge.ECONFLICT:
+		return http.StatusConflict, CodeConflict
+	case shopbridge.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge, CodeTooLarge
+	case shopbridge.EUNAVAILABLE:
+		return http.StatusServiceUnavailable, CodeUnavailable
+	}
+	return http.StatusInternalServerError, CodeInternal
 }
 
-// ListParams are the parameters of /api/v2/list that shopbridge reads.
-type ListParams struct {
-	Date   string // "", "today" or YYYY-MM-DD
-	Number string
+type errorItem struct {
+	Code    int    `json:"code"`
+	Reason  string `json:"reason"`
+	Subject string `json:"subject"`
 }
 
-// ParseListParams reads list parameters from a raw query, ignoring unknown
-// ones. date must be "today" or a real calendar day.
-func ParseListParams(rawQuery string) (ListParams, error) {
-	var p ListParams
-	for _, pair := range strings.Split(rawQuery, "&") {
-		k, v, _ := strings.Cut(pair, "=")
-		key, err := url.QueryUnescape(k)
-		if err != nil || (key != "date" && key != "number") {
-			continue // unknown parameters, readable or not, are ignored
-		}
-		val, err := url.QueryUnescape(v)
-		if err != nil {
-			return ListParams{}, shopbridge.Errorf(shopbridge.EINVALID, key, "bad escape in %s: %v", key, err)
-		}
-		if key == "date" && p.Date == "" {
-			p.Date = val
-		} else if key == "number" && p.Number == "" {
-			p.Number = val
-		}
+// errorBody is Evotor's documented error body.
+func errorBody(err error) (status int, body []byte) {
+	status, code := errorStatus(err)
+	reason := err.Error()
+	var e *shopbridge.Error
+	if errors.As(err, &e) {
+		reason = e.Message
 	}
-	if p.Date != "" && p.Date != "today" {
-		if _, err := time.Parse("2006-01-02", p.Date); err != nil || len(p.Date) != 10 {
-			return ListParams{}, shopbridge.Errorf(shopbridge.EVALUE, "date", "date must be \"today\" or YYYY-MM-DD, not %q", p.Date)
-		}
+	if status == http.StatusInternalServerError {
+		reason = "internal error" // details go to the log, not to terminals
 	}
-	return p, nil
-}
-
-func (s *Server) list(w http.ResponseWriter, r *http.Request, _ httprouter.Params, x *exchange) error {
-	p, err := ParseListParams(r.URL.RawQuery)
-	if err != nil {
-		return err
-	}
-	q := storage.ListQuery{Number: p.Number, Date: p.Date}
-	if p.Date == "today" {
-		q.Date = s.cfg.Now().In(s.cfg.Location).Format("2006-01-02")
-	}
-	sums, err := s.cfg.Store.List(q)
-	if err != nil {
-		return err
-	}
-	if len(sums) == 0 && p.Number != "" && s.cfg.ReadThrough != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), ReadThroughTimeout)
-		found, rerr := s.cfg.ReadThrough.ListByNumber(ctx, p.Number)
-		cancel()
-		if rerr == nil {
-			x.source = "upstream"
-			for _, sum := range found {
-				if q.Date == "" || strings.HasPrefix(sum.Date, q.Date+" ") {
-					sums = append(sums, sum)
-				}
-			}
-		}
-	}
-	if q.Date != "" && p.Number != "" {
-		kept := sums[:0]
-		for _, sum := range sums {
-			if strings.HasPrefix(sum.Date, q.Date+" ") {
-				kept = append(kept, sum)
-			}
-		}
-		sums = kept
-	}
-	bp := s.bufs.Get().(*[]byte)
-	b := append((*bp)[:0], '[')
-	for i, sum := range sums {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, sum.Raw...)
-	}
-	b = append(b, ']')
-	s.syncedAt(w)
-	writeJSON(w, http.StatusOK, b)
-	*bp = b
-	s.bufs.Put(bp)
-	return nil
-}
-
-func (s *Server) billByID(w http.ResponseWriter, r *http.Request, ps httprouter.Params, x *exchange) error {
-	id := ps.ByName("id")
-	if !storage.ValidID(id) {
-		return shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %q (ids are whole numbers)", id)
-	}
-	bp := s.bufs.Get().(*[]byte)
-	defer s.bufs.Put(bp)
-	body, err := s.cfg.Store.BillBody((*bp)[:0], id)
-	*bp = body[:0]
-	if shopbridge.ErrorKind(err) == shopbridge.ENOTFOUND && s.cfg.ReadThrough != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), ReadThroughTimeout)
-		b, rerr := s.cfg.ReadThrough.BillByID(ctx, id)
-		cancel()
-		if rerr == nil {
-			body, err, x.source = b.Body, nil, "upstream"
-		}
-	}
-	if err != nil {
-		return err
-	}
-	s.syncedAt(w)
-	writeJSON(w, http.StatusOK, body)
-	return nil
-}
-
-// ReceiptEnvelope is what shopbridge reads of a receipt webhook event.
-type ReceiptEnvelope struct {
-	EventID          string
-	Type             string
-	BillID           string
-	SettlementMethod string
-	DeviceID         string
-}
-
-// ParseReceipt checks a receipt body: a JSON object with a non-empty string
-// id and an object data. It reads the fields that settle bills and order
-// the outbox and leaves the bytes alone.
-func ParseReceipt(body []byte) (ReceiptEnvelope, error) {
-	var env ReceiptEnvelope
-	if !json.Valid(body) {
-		err := json.Unmarshal(body, new(json.RawMessage))
-		return env, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt is not valid JSON: %v", err)
-	}
-	if !utf8.Valid(body) {
-		return env, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt is not valid UTF-8")
-	}
-	var id, data []byte
-	if !members(body, func(k, v []byte) {
-		switch {
-		case keyIs(k, "id"):
-			id = v
-		case keyIs(k, "data"):
-			data = v
-		}
-	}) {
-		return env, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt must be a JSON object, not %s", kindOf(bytes.TrimSpace(body)))
-	}
-	switch {
-	case len(id) == 0 || string(id) == "null":
-		return env, shopbridge.Errorf(shopbridge.EMISSING, "id", "the receipt has no event id")
-	case id[0] != '"':
-		return env, shopbridge.Errorf(shopbridge.EINVALID, "id", "the event id must be a string, not %s", id)
-	}
-	if env.EventID = stringValue(id); env.EventID == "" {
-		return env, shopbridge.Errorf(shopbridge.EMISSING, "id", "the event id is empty")
-	}
-	switch {
-	case len(data) == 0 || string(data) == "null":
-		return env, shopbridge.Errorf(shopbridge.EMISSING, "data", "the receipt has no data")
-	case data[0] != '{':
-		return env, shopbridge.Errorf(shopbridge.EINVALID, "data", "data must be an object")
-	}
-	members(data, func(k, v []byte) {
-		switch {
-		case keyIs(k, "type"):
-			env.Type = text(v)
-		case keyIs(k, "deviceId"):
-			env.DeviceID = text(v)
-		case keyIs(k, "extras"):
-			members(v, func(k, v []byte) {
-				switch {
-				case keyIs(k, "billId"):
-					env.BillID = text(v)
-				case keyIs(k, "settlementMethod"):
-					env.SettlementMethod = text(v)
-				}
-			})
-		}
-	})
-	return env, nil
-}
-
-// kindOf names the JSON type of a valid value, for messages.
-func kindOf(v []byte) string {
-	switch v[0] {
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "bool"
-	case 'n':
-		return "null"
-	}
-	return "number"
-}
-
-// text is a JSON string's value or a number's text; "" for anything else.
-func text(raw []byte) string {
-	switch {
-	case len(raw) == 0:
-		return ""
-	case raw[0] == '"':
-		return stringValue(raw)
-	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
-		return string(raw)
-	}
-	return ""
-}
-
-func (s *Server) receipt(w http.ResponseWriter, r *http.Request, _ httprouter.Params, x *exchange) error {
-	if r.ContentLength > MaxBody {
-		return shopbridge.Errorf(shopbridge.ETOOLARGE, "body", "the body is %d bytes, over the 1 MiB limit", r.ContentLength)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
-	x.reqBody = body
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return shopbridge.Errorf(shopbridge.ETOOLARGE, "body", "the body is over the 1 MiB limit")
-		}
-		return shopbridge.Errorf(shopbridge.EINVALID, "body", "reading the body: %v", err)
-	}
-	env, err := ParseReceipt(body)
-	if err != nil {
-		return err
-	}
-	headers := map[string]string{}
-	for k, v := range r.Header {
-		if strings.HasPrefix(k, "X-Evotor-") && len(v) > 0 {
-			headers[k] = v[0]
-		}
-	}
-	device := r.Header.Get("X-Evotor-Device-Uuid")
-	if device == "" {
-		device = env.DeviceID
-	}
-	if device == "" {
-		device = clientAddr(r).String()
-	}
-	dup, err := s.cfg.Store.AcceptReceipt(&shopbridge.Receipt{
-		EventID: env.EventID, Body: body, Headers: headers, ReceivedAt: s.cfg.Now().UTC(),
-		Type: env.Type, BillID: env.BillID, SettlementMethod: env.SettlementMethod, DeviceID: device,
-	})
-	if err != nil {
-		return err
-	}
-	x.receipt = env.EventID // accepted: stored with exactly these bytes
-	if dup {
-		x.source = "duplicate"
-	} else {
-		s.metrics.receiptsAccepted.Add(1)
-	}
-	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusOK)
-	return nil
-}
-
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	if !s.cfg.Store.Healthy() {
-		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	io.WriteString(w, "ok")
-}
-
-func (s *Server) status(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	var v any = map[string]any{}
-	if s.cfg.Status != nil {
-		v = s.cfg.Status()
-	}
-	body, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, body)
-}
-
-func (s *Server) retry(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	if err := s.cfg.Store.Retry(ps.ByName("id")); err != nil {
-		s.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, []byte(`{"retried":true}`))
-}
-
-func (s *Server) backup(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	bw := &backupWriter{w: w}
-	if _, err := s.cfg.Store.WriteTo(bw); err != nil {
-		if !bw.started {
-			// Nothing sent yet (say, the store is closed): an error
-			// status, not a 200 with an empty file.
-			s.fail(w, err)
-			return
-		}
-		s.logger.Error("backup failed", "err", err)
-	}
-}
-
-// backupWriter sets the download headers with the first byte, so a backup
-// that fails before it starts can still answer with an error.
-type backupWriter struct {
-	w       http.ResponseWriter
-	started bool
-}
-
-func (b *backupWriter) Write(p []byte) (int, error) {
-	if !b.started {
-		b.started = true
-		b.w.Header().Set("Content-Type", "application/octet-stream")
-		b.w.Header().Set("Content-Disposition", `attachment; filename="shopbridge-backup.db"`)
-	}
-	return b.w.Write(p)
+	body, _ = json.Marshal(struct {
+		Errors []errorItem `json:"errors"`
+	}{[]errorItem{{Code: code, Reason: reason, Subject: shopbridge.ErrorSubject(err)}}})
+	return status, body
 }

@@ -11,36 +11,17 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/shopbridge/shopbridge/internal/storetest"
+
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/api"
 	"github.com/shopbridge/shopbridge/storage"
 )
-
-// MustOpenStore opens a store in a temporary directory; on cleanup it closes
-// it and runs bbolt's consistency check over the file.
-func MustOpenStore(tb testing.TB) *storage.Store {
-	tb.Helper()
-	path := filepath.Join(tb.TempDir(), storage.FileName)
-	s, err := storage.Open(path, storage.Options{Logger: quietLogger()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			tb.Errorf("close store: %v", err)
-		}
-		if err := storage.CheckFile(path); err != nil {
-			tb.Errorf("consistency check of %s: %v", path, err)
-		}
-	})
-	return s
-}
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -74,7 +55,7 @@ func newServer(t *testing.T, cfg api.Config) *testServer {
 	t.Helper()
 	ts := &testServer{store: cfg.Store, journal: &memJournal{}}
 	if ts.store == nil {
-		ts.store = MustOpenStore(t)
+		ts.store = storetest.MustOpen(t)
 	}
 	cfg.Store = ts.store
 	if cfg.Journal == nil {
@@ -222,7 +203,7 @@ func TestHello(t *testing.T) {
 func TestList(t *testing.T) {
 	// 22:30 UTC on the 22nd is 01:30 on the 23rd in the shop (UTC+3).
 	now := time.Date(2026, 3, 22, 22, 30, 0, 0, time.UTC)
-	ts := newServer(t, api.Config{Location: time.FixedZone("MSK", 3*3600), Now: func() time.Time { return now }})
+	ts := newServer(t, api.Config{Timezone: time.FixedZone("MSK", 3*3600), Now: func() time.Time { return now }})
 
 	a := ts.get(t, "/api/v2/list")
 	if a.status != 200 || string(a.body) != "[]" {
@@ -360,7 +341,7 @@ func (rt *readThrough) ListByNumber(ctx context.Context, number string) ([]shopb
 }
 
 func TestReadThrough(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	rt := &readThrough{store: s, bills: map[string][]byte{"777": []byte(`{"id": 777, "date": "2026-03-22 10:00:00", "summ": 10.10, "number": "R-777", "customer": {"name": "Ира "}}`)}}
 	ts := newServer(t, api.Config{Store: s, ReadThrough: rt})
 	a := ts.get(t, "/api/v2/bill/byid/777")
@@ -387,7 +368,7 @@ func TestReadThrough(t *testing.T) {
 }
 
 func TestPanicIsAnswered(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	ts := newServer(t, api.Config{Store: s, ReadThrough: &readThrough{store: s, panics: true}})
 	a := ts.get(t, "/api/v2/bill/byid/5")
 	wantError(t, "panic", a, 500, api.CodeInternal, "*")
@@ -460,7 +441,7 @@ func TestAllowList(t *testing.T) {
 
 	// Default: private ranges yes, public no (the handler, called with
 	// crafted client addresses).
-	h := api.New(api.Config{Store: MustOpenStore(t), Logger: quietLogger()})
+	h := api.New(api.Config{Store: storetest.MustOpen(t), Logger: quietLogger()})
 	for addr, want := range map[string]int{
 		"192.168.1.20:50000": 200, "10.1.2.3:1": 200, "172.31.0.1:1": 200, "169.254.3.3:1": 200,
 		"[fe80::1]:1": 200, "[fd00::5]:1": 200, "[::ffff:192.168.1.20]:1": 200, "127.0.0.1:1": 200,

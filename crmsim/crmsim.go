@@ -9,7 +9,7 @@
 //
 //	GET  /api/v2/hello          {"system": S, "protocol": "0.1.0"}
 //	GET  /api/v2/list           summaries of all bills, newest first by date (ties: higher id first)
-//	     ?date=today|YYYY-MM-DD bills of that day (today in Config.Location); another value is 400
+//	     ?date=today|YYYY-MM-DD bills of that day (today in Config.Timezone); another value is 400
 //	     ?number=N              the bills whose number is N; parameters combine, unknown ones are ignored
 //	GET  /api/v2/bill/byid/:id  the bill's exact stored bytes, or 404
 //	POST /api/v2/receipts       recorded (exact body, X-Evotor-* headers, Authorization presence,

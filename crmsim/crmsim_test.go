@@ -100,7 +100,7 @@ func TestHello(t *testing.T) {
 func TestList(t *testing.T) {
 	loc := time.FixedZone("Asia/Vladivostok", 10*3600)
 	today := time.Now().In(loc)
-	s := crmsim.MustOpen(t, crmsim.Config{Location: loc})
+	s := crmsim.MustOpen(t, crmsim.Config{Timezone: loc})
 	todayBill := `{"id": 777, "date": "` + today.Format(time.DateOnly) + ` 00:00:01", "summ": 1.5, "number": "T-1", "customer": {"name": "  Пётр  "}}`
 	if err := s.PutBill([]byte(todayBill)); err != nil {
 		t.Fatal(err)

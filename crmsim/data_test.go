@@ -206,7 +206,7 @@ func TestGenerate(t *testing.T) {
 		t.Errorf("%d marked products, %d delivery lines", marked, delivery)
 	}
 
-	s := crmsim.MustOpen(t, crmsim.Config{Data: d, Location: now.Location()})
+	s := crmsim.MustOpen(t, crmsim.Config{Data: d, Timezone: now.Location()})
 	_, b := get(t, s.URL()+"/api/v2/list")
 	if got := ids(t, b); len(got) != 1000 || got[0] != "900001" || got[999] != "901000" {
 		t.Fatalf("generated list: %d rows", len(got))

@@ -50,7 +50,7 @@ type Config struct {
 	Control  string         // control address; "" means no control listener
 	Data     *Data          // nil means DefaultData()
 	Token    string         // when set, /api/v2 calls need "Authorization: Bearer Token"
-	Location *time.Location // zone of date=today; nil means time.Local
+	Timezone *time.Location // zone of date=today; nil means time.Local
 	Latency  time.Duration  // base latency added to every /api/v2 call
 	Logger   *slog.Logger   // nil means slog.Default()
 
@@ -103,7 +103,7 @@ func Open(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		loc:      cfg.Location,
+		loc:      cfg.Timezone,
 		latency:  cfg.Latency,
 		fault:    Fault{Mode: FaultNone},
 		release:  make(chan struct{}),

@@ -31,7 +31,6 @@ type Config struct {
 	SyncInterval   time.Duration
 	PushInFlight   int
 	Timezone       *time.Location
-	TimezoneName   string
 	MDNS           bool
 	Name           string
 	MDNSIfaces     []string
@@ -150,14 +149,14 @@ var options = []option{
 	{name: "timezone", def: constant(""), usage: "the shop's time zone for date=today (default: the OS zone)",
 		set: func(c *Config, v string) error {
 			if v == "" {
-				c.Timezone, c.TimezoneName = time.Local, "Local"
+				c.Timezone = time.Local
 				return nil
 			}
 			loc, err := time.LoadLocation(v)
 			if err != nil {
 				return fmt.Errorf("unknown time zone %q", v)
 			}
-			c.Timezone, c.TimezoneName = loc, v
+			c.Timezone = loc
 			return nil
 		}},
 	{name: "mdns", def: constant("true"), isBool: true, usage: "announce over mDNS/DNS-SD",

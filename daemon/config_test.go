@@ -43,7 +43,7 @@ func TestRunDefaults(t *testing.T) {
 	host, _, _ = strings.Cut(host, ".")
 	want := Config{
 		ConfigFile: path, Listen: ":8480", DataDir: DefaultDataDir(), SyncInterval: 10 * time.Second, PushInFlight: 8,
-		Timezone: time.Local, TimezoneName: "Local", MDNS: true, Name: "shopbridge on " + host,
+		Timezone: time.Local, MDNS: true, Name: "shopbridge on " + host,
 		JournalMaxAge: 720 * time.Hour, JournalMaxSize: 256 << 20, LogLevel: "info",
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -87,7 +87,7 @@ timezone = "Europe/Moscow"
 			func(c Config) bool {
 				return c.Listen == "127.0.0.1:9001" && c.SyncInterval == 30*time.Second && c.Upstream == "https://file.example" &&
 					!c.MDNS && reflect.DeepEqual(c.MDNSIfaces, []string{"eth0", "wlan0"}) && c.JournalMaxSize == 1024 &&
-					c.TimezoneName == "Europe/Moscow" && c.Timezone.String() == "Europe/Moscow" &&
+					c.Timezone.String() == "Europe/Moscow" &&
 					reflect.DeepEqual(c.Allow, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")})
 			}},
 		{"env over file", []string{"--config", file},

@@ -87,7 +87,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if cfg.Upstream != "" {
 		d.syncer = upsync.New(upsync.Config{URL: cfg.Upstream, Token: cfg.UpstreamToken, Interval: cfg.SyncInterval,
 			InFlight: cfg.PushInFlight,
-			Timezone: cfg.Timezone, Journal: d.journal, Logger: d.Logger}, d.Store)
+			Journal:  d.journal, Logger: d.Logger}, d.Store)
 		readThrough = d.syncer
 		metrics = append(metrics, d.syncer)
 	}
@@ -95,7 +95,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	d.server = api.New(api.Config{
 		Store: d.Store, ReadThrough: readThrough, Journal: d.journal, Logger: d.Logger,
 		TerminalToken: cfg.TerminalToken, AdminToken: cfg.AdminToken, Allow: cfg.Allow,
-		Location: cfg.Timezone, Now: func() time.Time { return d.Now() }, Status: d.status, Metrics: metrics,
+		Timezone: cfg.Timezone, Now: func() time.Time { return d.Now() }, Status: d.status, Metrics: metrics,
 	})
 
 	d.ln, err = net.Listen("tcp", cfg.Listen)
@@ -191,52 +191,6 @@ func (d *Daemon) Close() error {
 	return errors.Join(errs...)
 }
 
-// Status is the body of admin/api/status.
-type Status struct {
-	Version       string             `json:"version"`
-	InstanceID    string             `json:"instance_id"`
-	Name          string             `json:"name"`
-	Addr          string             `json:"addr"`
-	StartedAt     time.Time          `json:"started_at"`
-	Upstream      string             `json:"upstream"`
-	UpstreamURL   string             `json:"upstream_url,omitempty"`
-	UpstreamSince *time.Time         `json:"upstream_since"`
-	LastPullAt    *time.Time         `json:"last_pull_at"`
-	LastPushAt    *time.Time         `json:"last_push_at"`
-	LastError     string             `json:"last_error,omitempty"`
-	SyncedAt      *time.Time         `json:"synced_at"`
-	System        string             `json:"system"`
-	Bills         int                `json:"bills"`
-	OpenBills     int                `json:"open_bills"`
-	PaidTwice     []string           `json:"paid_twice"`
-	Receipts      int                `json:"receipts"`
-	Outbox        int                `json:"outbox"`
-	OutboxOldest  *time.Time         `json:"outbox_oldest"`
-	Parked        int                `json:"parked"`
-	ParkedList    []ParkedReceipt    `json:"parked_receipts"`
-	Terminals     []storage.Terminal `json:"terminals"`
-	Journal       JournalStatus      `json:"journal"`
-	Store         storage.Stats      `json:"store"`
-	MDNS          any                `json:"mdns"`
-}
-
-// ParkedReceipt is a receipt the upstream refused, for the operator.
-type ParkedReceipt struct {
-	EventID    string    `json:"event_id"`
-	BillID     string    `json:"bill_id,omitempty"`
-	ReceivedAt time.Time `json:"received_at"`
-	Attempts   int       `json:"attempts"`
-	Answer     string    `json:"answer"`
-}
-
-// JournalStatus tells how the journal writer keeps up.
-type JournalStatus struct {
-	Written uint64  `json:"written"`
-	Dropped uint64  `json:"dropped"`
-	Queued  int     `json:"queued"`
-	LagMS   float64 `json:"lag_ms"`
-}
-
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
@@ -244,10 +198,10 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func (d *Daemon) status() any {
-	st := Status{Version: shopbridge.Version, InstanceID: d.Store.InstanceID(), Name: d.Config.Name, Addr: d.Addr(),
+func (d *Daemon) status() api.Status {
+	st := api.Status{Version: shopbridge.Version, InstanceID: d.Store.InstanceID(), Name: d.Config.Name, Addr: d.Addr(),
 		StartedAt: d.started, Upstream: shopbridge.UpstreamNone, SyncedAt: timePtr(d.Store.SyncedAt()),
-		System: d.Store.System(), PaidTwice: []string{}, ParkedList: []ParkedReceipt{}, Terminals: []storage.Terminal{}}
+		System: d.Store.System(), PaidTwice: []string{}, ParkedList: []api.ParkedReceipt{}, Terminals: []storage.Terminal{}}
 	if s, err := d.Store.Stats(); err == nil {
 		st.Store = s
 		st.Bills, st.OpenBills, st.Receipts, st.Outbox, st.Parked = s.Bills, s.OpenBills, s.Receipts, s.Outbox, s.Parked
@@ -258,13 +212,13 @@ func (d *Daemon) status() any {
 	}
 	if rs, err := d.Store.Parked(); err == nil {
 		for _, r := range rs {
-			st.ParkedList = append(st.ParkedList, ParkedReceipt{EventID: r.EventID, BillID: r.BillID,
+			st.ParkedList = append(st.ParkedList, api.ParkedReceipt{EventID: r.EventID, BillID: r.BillID,
 				ReceivedAt: r.ReceivedAt, Attempts: r.Attempts, Answer: r.LastError})
 		}
 	}
 	if d.journal != nil {
 		st.Terminals = d.journal.Terminals()
-		st.Journal = JournalStatus{Written: d.journal.written.Load(), Dropped: d.journal.dropped.Load(),
+		st.Journal = api.JournalStatus{Written: d.journal.written.Load(), Dropped: d.journal.dropped.Load(),
 			Queued: len(d.journal.ch), LagMS: float64(d.journal.lagNS.Load()) / 1e6}
 	}
 	if d.syncer != nil {
@@ -275,7 +229,7 @@ func (d *Daemon) status() any {
 	if d.announcer != nil {
 		st.MDNS = d.announcer.Status()
 	} else {
-		st.MDNS = map[string]string{"state": "off"}
+		st.MDNS = shopbridge.MDNSStatus{State: "off", Interfaces: []shopbridge.MDNSInterface{}}
 	}
 	return st
 }
@@ -306,16 +260,12 @@ func SeedDemo(st *storage.Store) error {
 type journalMetrics struct{ j *journalWriter }
 
 func (m journalMetrics) WriteMetrics(w io.Writer) {
-	fmt.Fprintln(w, "# HELP shopbridge_journal_written_total Journal entries written.")
-	fmt.Fprintln(w, "# TYPE shopbridge_journal_written_total counter")
-	fmt.Fprintf(w, "shopbridge_journal_written_total %d\n", m.j.written.Load())
-	fmt.Fprintln(w, "# HELP shopbridge_journal_dropped_total Journal entries dropped because the writer fell behind.")
-	fmt.Fprintln(w, "# TYPE shopbridge_journal_dropped_total counter")
-	fmt.Fprintf(w, "shopbridge_journal_dropped_total %d\n", m.j.dropped.Load())
-	fmt.Fprintln(w, "# HELP shopbridge_journal_queued Journal entries waiting to be written.")
-	fmt.Fprintln(w, "# TYPE shopbridge_journal_queued gauge")
-	fmt.Fprintf(w, "shopbridge_journal_queued %d\n", len(m.j.ch))
-	fmt.Fprintln(w, "# HELP shopbridge_journal_lag_seconds Age of the oldest entry of the last batch when it was written.")
-	fmt.Fprintln(w, "# TYPE shopbridge_journal_lag_seconds gauge")
-	fmt.Fprintf(w, "shopbridge_journal_lag_seconds %g\n", float64(m.j.lagNS.Load())/1e9)
+	shopbridge.Metric{Name: "shopbridge_journal_written_total", Type: "counter", Help: "Journal entries written."}.
+		Write(w, float64(m.j.written.Load()))
+	shopbridge.Metric{Name: "shopbridge_journal_dropped_total", Type: "counter", Help: "Journal entries dropped because the writer fell behind."}.
+		Write(w, float64(m.j.dropped.Load()))
+	shopbridge.Metric{Name: "shopbridge_journal_queued", Type: "gauge", Help: "Journal entries waiting to be written."}.
+		Write(w, float64(len(m.j.ch)))
+	shopbridge.Metric{Name: "shopbridge_journal_lag_seconds", Type: "gauge", Help: "Age of the oldest entry of the last batch when it was written."}.
+		Write(w, float64(m.j.lagNS.Load())/1e9)
 }

@@ -60,23 +60,12 @@ type Config struct {
 	Logger     *slog.Logger
 }
 
-// Status is the announcer's state for admin/api/status (under "mdns").
-type Status struct {
-	State       string            `json:"state"` // "starting", "announcing", "error" or "off"
-	Error       string            `json:"error,omitempty"`
-	Instance    string            `json:"instance,omitempty"` // the name actually announced; gets " (2)" after a name conflict
-	Host        string            `json:"host"`               // our own mDNS host name
-	Port        int               `json:"port"`
-	Interfaces  []InterfaceStatus `json:"interfaces"`
-	Since       time.Time         `json:"since"`                 // when State last changed
-	AnnouncedAt time.Time         `json:"announced_at,omitzero"` // last unsolicited announcement
-}
+// Status is the announcer's state for admin/api/status (under "mdns"); the
+// type lives in the root package so the HTTP layer can name it.
+type Status = shopbridge.MDNSStatus
 
 // InterfaceStatus is one interface announced on and the addresses it offers.
-type InterfaceStatus struct {
-	Name  string   `json:"name"`
-	Addrs []string `json:"addrs"`
-}
+type InterfaceStatus = shopbridge.MDNSInterface
 
 // Announcer announces one daemon. Create it with New, then Open and Close.
 type Announcer struct {

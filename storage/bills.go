@@ -411,8 +411,8 @@ func (s *Store) List(q ListQuery) ([]shopbridge.BillSummary, error) {
 			c := tx.Bucket(bucketByDate).Cursor()
 			// Newest first: walk the day backwards.
 			end := []byte(q.Date + "!")
-			k, v := c.Seek(end)
-			if k == nil {
+			var k, v []byte
+			if k, _ = c.Seek(end); k == nil {
 				k, v = c.Last()
 			} else {
 				k, v = c.Prev()

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopbridge/shopbridge/internal/storetest"
+
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/storage"
 )
@@ -108,7 +110,7 @@ func settle(t testing.TB, s *storage.Store, eventID, typ, billID, method string)
 
 // TestListSemantics walks SPEC §1 "List parameters" through a day of syncs.
 func TestListSemantics(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	t0 := time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)
 	step := func(name string, q storage.ListQuery, want string) {
 		t.Helper()
@@ -201,7 +203,7 @@ func TestListSemantics(t *testing.T) {
 }
 
 func TestApplyListChanges(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	t0 := time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)
 	a := summary(t, "10", "2026-03-22 10:00:00", "N-10")
 	if _, err := s.ApplyList([]shopbridge.BillSummary{a}, storage.ListAll, t0); err != nil {
@@ -256,7 +258,7 @@ func TestApplyListChanges(t *testing.T) {
 }
 
 func TestListNewestFirst(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	t0 := time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)
 	// Same second for several bills: the higher id is newer; ids of
 	// different lengths sort as numbers.
@@ -284,7 +286,7 @@ func TestListNewestFirst(t *testing.T) {
 
 // TestFidelity checks that what the upstream sent comes back byte for byte.
 func TestFidelity(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	t0 := time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)
 	raws := []string{
 		`{"id": 123456789012345678901, "date": "2026-03-22 21:31:22", "summ": 4604.04, "number": "49040-CRM", "customername": "\u0418\u043b\u044c\u044f \"Papa\" 🙂"}`,
@@ -362,7 +364,7 @@ func TestFidelity(t *testing.T) {
 }
 
 func TestPutBillDerivesSummary(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	t0 := time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)
 	body := mustRead(t, "testdata/bill_fidelity.json")
 	b, _, err := s.PutBill(body, t0)
@@ -397,7 +399,7 @@ func TestPutBillDerivesSummary(t *testing.T) {
 }
 
 func TestPutBillRejects(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	tests := []struct {
 		name, body, kind string
 	}{
@@ -431,7 +433,7 @@ func TestPutBillRejects(t *testing.T) {
 // change through PutBill is never hidden by it, also while readers race the
 // writer.
 func TestBillBodyCache(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	at := time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)
 	version := func(n int) []byte {
 		return []byte(fmt.Sprintf(`{"id": 77, "date": "2026-03-22 10:00:00", "summ": %d, "number": "77"}`, n))

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopbridge/shopbridge/internal/storetest"
+
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/storage"
 )
@@ -34,7 +36,7 @@ func fillJournal(t *testing.T, s *storage.Store, n int) []shopbridge.JournalEntr
 }
 
 func TestJournal(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	if err := s.AppendJournal(nil); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +110,7 @@ func TestJournal(t *testing.T) {
 
 func TestPruneJournal(t *testing.T) {
 	t.Run("by age", func(t *testing.T) {
-		s := MustOpenStore(t)
+		s := storetest.MustOpen(t)
 		fillJournal(t, s, 60)
 		now := journalT0.Add(60 * time.Minute)
 		n, err := s.PruneJournal(now, 30*time.Minute, 0, 1000)
@@ -128,7 +130,7 @@ func TestPruneJournal(t *testing.T) {
 		}
 	})
 	t.Run("by size", func(t *testing.T) {
-		s := MustOpenStore(t)
+		s := storetest.MustOpen(t)
 		fillJournal(t, s, 100)
 		st, _ := s.Stats()
 		if st.Journal != 100 || st.JournalBytes <= 0 {
@@ -153,7 +155,7 @@ func TestPruneJournal(t *testing.T) {
 		}
 	})
 	t.Run("at most limit per call", func(t *testing.T) {
-		s := MustOpenStore(t)
+		s := storetest.MustOpen(t)
 		fillJournal(t, s, 50)
 		n, err := s.PruneJournal(journalT0.Add(24*time.Hour), time.Minute, 0, 20)
 		if err != nil || n != 20 {
@@ -169,7 +171,7 @@ func TestPruneJournal(t *testing.T) {
 		}
 	})
 	t.Run("no bounds", func(t *testing.T) {
-		s := MustOpenStore(t)
+		s := storetest.MustOpen(t)
 		fillJournal(t, s, 10)
 		if n, _ := s.PruneJournal(journalT0.Add(1000*time.Hour), 0, 0, 100); n != 0 {
 			t.Errorf("pruned %d with no bounds", n)
@@ -178,7 +180,7 @@ func TestPruneJournal(t *testing.T) {
 }
 
 func TestJournalKeepsLargeBodies(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	big := []byte(`"` + strings.Repeat("Я", 40000) + `"`)
 	if err := s.AppendJournal([]shopbridge.JournalEntry{{Time: journalT0, Kind: "BILL", RespBody: big}}); err != nil {
 		t.Fatal(err)
@@ -192,7 +194,7 @@ func TestJournalKeepsLargeBodies(t *testing.T) {
 // TestJournalBlocks: a batch is one block that stores an answer repeated by
 // many entries once, reads back entry by entry, and prunes mid-block.
 func TestJournalBlocks(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	bill := bytes.Repeat([]byte(`{"prodname":"Кресло компьютерное"}`), 30) // ~1.3 KB
 	var es []shopbridge.JournalEntry
 	for i := range 3000 {
@@ -238,7 +240,7 @@ func TestJournalBlocks(t *testing.T) {
 // TestJournalReceiptRef: an entry that names a stored receipt reads back
 // with the receipt's exact bytes, which the journal itself does not keep.
 func TestJournalReceiptRef(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	body := []byte(`{"id":"ev-1","data":{"type":"SELL","mark":"01\u001d93","items":[` +
 		strings.Repeat(`{"name":"Шу пуэр","price":13.05},`, 100) + `{}]}}`)
 	if _, err := s.AcceptReceipt(&shopbridge.Receipt{EventID: "ev-1", Body: body, Type: "SELL"}); err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopbridge/shopbridge/internal/storetest"
+
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/storage"
 )
@@ -57,7 +59,7 @@ func TestAcceptReceiptDurable(t *testing.T) {
 	}
 	// Closed right after the answer: a new process sees it.
 	s.Close()
-	s = MustOpenStoreAt(t, path)
+	s = storetest.MustOpenAt(t, path)
 	got, err := s.Receipt(r.EventID)
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +81,7 @@ func TestAcceptReceiptDurable(t *testing.T) {
 }
 
 func TestAcceptReceiptDuplicateAndConflict(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	r := receipt("ev-1", "SELL", "", "")
 	if dup, err := s.AcceptReceipt(r); err != nil || dup {
 		t.Fatalf("first: dup=%v err=%v", dup, err)
@@ -141,7 +143,7 @@ func TestReceiptsSettleBills(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := MustOpenStore(t)
+			s := storetest.MustOpen(t)
 			t0 := time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)
 			sums := []shopbridge.BillSummary{summary(t, "1", "2026-03-22 10:00:00", "N-1"), summary(t, "2", "2026-03-22 09:00:00", "N-2")}
 			if _, err := s.ApplyList(sums, storage.ListAll, t0); err != nil {
@@ -177,7 +179,7 @@ func TestReceiptsSettleBills(t *testing.T) {
 }
 
 func TestOutbox(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	for _, id := range []string{"e1", "e2", "e3", "e4", "e5"} {
 		r := receipt(id, "SELL", "", "")
 		r.ReceivedAt = receiptTime.Add(time.Duration(len(id)) * time.Second)

@@ -11,36 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopbridge/shopbridge/internal/storetest"
+
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/storage"
 	bolt "go.etcd.io/bbolt"
 )
-
-// MustOpenStore opens a new store in a temporary directory. On cleanup it
-// closes the store and runs bbolt's consistency check over the file, so a
-// test that leaves the store corrupt fails loudly.
-func MustOpenStore(tb testing.TB) *storage.Store {
-	tb.Helper()
-	return MustOpenStoreAt(tb, filepath.Join(tb.TempDir(), storage.FileName))
-}
-
-// MustOpenStoreAt is MustOpenStore for a given file.
-func MustOpenStoreAt(tb testing.TB, path string) *storage.Store {
-	tb.Helper()
-	s, err := storage.Open(path, storage.Options{})
-	if err != nil {
-		tb.Fatalf("open store %s: %v", path, err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			tb.Errorf("close store %s: %v", path, err)
-		}
-		if err := storage.CheckFile(path); err != nil {
-			tb.Errorf("consistency check of %s after the test: %v", path, err)
-		}
-	})
-	return s
-}
 
 // writeMeta changes the store's meta bucket with bbolt directly, as an older
 // or newer shopbridge would have left it.
@@ -85,7 +61,7 @@ func newClosedStoreFile(t *testing.T) string {
 }
 
 func TestOpenNewStore(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	if id := s.InstanceID(); len(id) != 16 {
 		t.Errorf("InstanceID = %q, want 16 hex digits", id)
 	}
@@ -139,7 +115,7 @@ func TestReopenKeepsInstanceAndMeta(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	s = MustOpenStoreAt(t, path)
+	s = storetest.MustOpenAt(t, path)
 	if s.InstanceID() != id {
 		t.Errorf("InstanceID after reopen = %q, want %q", s.InstanceID(), id)
 	}
@@ -198,7 +174,7 @@ func TestOpenSchema(t *testing.T) {
 	})
 	t.Run("schema 2 gains its counts and paid-twice set", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), storage.FileName)
-		s := MustOpenStoreAt(t, path)
+		s := storetest.MustOpenAt(t, path)
 		at := time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)
 		for _, id := range []string{"1", "2", "3"} {
 			if _, _, err := s.PutBill([]byte(`{"id":`+id+`,"date":"2026-03-22 10:00:00","summ":1,"number":"N`+id+`"}`), at); err != nil {
@@ -228,7 +204,7 @@ func TestOpenSchema(t *testing.T) {
 			}
 			return meta.Put([]byte("schema"), []byte("2"))
 		})
-		s = MustOpenStoreAt(t, path)
+		s = storetest.MustOpenAt(t, path)
 		got, _ := s.Stats()
 		got.Commits, want.Commits, got.FileBytes, want.FileBytes = 0, 0, 0, 0
 		if got != want || want.Bills != 3 || want.Receipts != 3 || want.Outbox != 2 || want.Parked != 1 || want.OpenBills != 1 {
@@ -281,7 +257,7 @@ func TestOpenSchema(t *testing.T) {
 
 func TestOpenLocked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), storage.FileName)
-	MustOpenStoreAt(t, path)
+	storetest.MustOpenAt(t, path)
 	_, err := storage.Open(path, storage.Options{LockTimeout: 50 * time.Millisecond})
 	if err == nil {
 		t.Fatal("a second Open of the same file succeeded")
@@ -318,7 +294,7 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 }
 
 func TestWriteTo(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	now := time.Date(2026, 3, 22, 21, 0, 0, 0, time.UTC)
 	if _, err := s.ApplyList(mustSummaries(t, listFixture), storage.ListAll, now); err != nil {
 		t.Fatal(err)
@@ -351,7 +327,7 @@ func TestWriteTo(t *testing.T) {
 	if err := storage.CheckFile(path); err != nil {
 		t.Fatalf("CheckFile of the backup: %v", err)
 	}
-	b := MustOpenStoreAt(t, path)
+	b := storetest.MustOpenAt(t, path)
 	if b.InstanceID() != s.InstanceID() {
 		t.Errorf("backup instance %q, want %q", b.InstanceID(), s.InstanceID())
 	}
@@ -373,7 +349,7 @@ func TestWriteTo(t *testing.T) {
 }
 
 func TestGroupCommit(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	const n = 200
 	before := s.Commits()
 	var wg sync.WaitGroup
@@ -425,7 +401,7 @@ func TestGroupCommit(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	now := time.Date(2026, 3, 22, 21, 0, 0, 0, time.UTC)
 	if _, err := s.ApplyList(mustSummaries(t, listFixture), storage.ListAll, now); err != nil {
 		t.Fatal(err)
@@ -451,7 +427,7 @@ func TestStats(t *testing.T) {
 }
 
 func TestTerminals(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	seen := time.Date(2026, 3, 22, 21, 0, 0, 0, time.UTC)
 	err := s.PutTerminals([]storage.Terminal{
 		{Device: "20251202-AA8B-407D-80BF-6266DA5332CF", Address: "192.168.1.20", LastSeen: seen, LastKind: "LIST"},
@@ -479,7 +455,7 @@ func TestTerminals(t *testing.T) {
 }
 
 func TestErrorsAreProjectKinds(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	_, err := s.Bill("42")
 	var e *shopbridge.Error
 	if !errors.As(err, &e) || e.Kind != shopbridge.ENOTFOUND || e.Subject != "id" {

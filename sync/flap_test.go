@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopbridge/shopbridge/internal/storetest"
+
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/crmsim"
 )
@@ -15,7 +17,7 @@ import (
 // when it closes a connection after writing a 200 that never reached us.)
 func TestFlappingInProcess(t *testing.T) {
 	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	j := &memJournal{}
 	s := MustOpenSyncer(t, testConfig(sim, j), st)
 	eventually(t, "online", s.Online)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	gosync "sync"
 	"testing"
@@ -16,23 +15,6 @@ import (
 	"github.com/shopbridge/shopbridge/crmsim"
 	"github.com/shopbridge/shopbridge/storage"
 )
-
-// MustOpenStore opens a store in a temporary directory and checks its
-// consistency when the test ends.
-func MustOpenStore(tb testing.TB) *storage.Store {
-	tb.Helper()
-	st, err := storage.Open(filepath.Join(tb.TempDir(), storage.FileName), storage.Options{Logger: quietLogger()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := st.Check(); err != nil {
-			tb.Errorf("store check: %v", err)
-		}
-		st.Close()
-	})
-	return st
-}
 
 func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))

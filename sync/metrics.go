@@ -1,10 +1,11 @@
 package sync
 
 import (
-	"fmt"
 	"io"
 	"sync/atomic"
 	"time"
+
+	"github.com/shopbridge/shopbridge"
 )
 
 // metrics are the syncer's counters since start.
@@ -19,43 +20,49 @@ type metrics struct {
 // WriteMetrics writes the syncer's Prometheus text-format lines.
 func (s *Syncer) WriteMetrics(w io.Writer) {
 	st := s.Status()
-	up := 0
-	if st.Upstream == "online" {
+	up := 0.0
+	if st.Upstream == shopbridge.UpstreamOnline {
 		up = 1
 	}
-	gauge(w, "shopbridge_upstream_up", "Whether the upstream is believed reachable (1) or offline (0).", up)
-	gauge(w, "shopbridge_upstream_state_since_seconds", "Unix time of the last online/offline change.", unix(st.UpstreamSince))
-	counter(w, "shopbridge_upstream_state_changes_total", "Online/offline changes since start.", s.m.stateChanges.Load())
-	gauge(w, "shopbridge_upstream_last_pull_seconds", "Unix time of the last successful list pull (0: none).", unix(st.LastPullAt))
-	gauge(w, "shopbridge_upstream_last_push_seconds", "Unix time of the last delivered receipt (0: none).", unix(st.LastPushAt))
-
-	fmt.Fprintln(w, "# HELP shopbridge_upstream_pulls_total Pull rounds by result.")
-	fmt.Fprintln(w, "# TYPE shopbridge_upstream_pulls_total counter")
-	fmt.Fprintf(w, "shopbridge_upstream_pulls_total{result=\"ok\"} %d\n", s.m.pulls.ok.Load())
-	fmt.Fprintf(w, "shopbridge_upstream_pulls_total{result=\"error\"} %d\n", s.m.pulls.err.Load())
-	counter(w, "shopbridge_upstream_bills_fetched_total", "Bills fetched with bill/byid and stored.", s.m.billsFetched.Load())
-
-	fmt.Fprintln(w, "# HELP shopbridge_upstream_pushes_total Receipt pushes by result.")
-	fmt.Fprintln(w, "# TYPE shopbridge_upstream_pushes_total counter")
-	fmt.Fprintf(w, "shopbridge_upstream_pushes_total{result=\"delivered\"} %d\n", s.m.pushes.delivered.Load())
-	fmt.Fprintf(w, "shopbridge_upstream_pushes_total{result=\"retry\"} %d\n", s.m.pushes.retry.Load())
-	fmt.Fprintf(w, "shopbridge_upstream_pushes_total{result=\"parked\"} %d\n", s.m.pushes.parked.Load())
-	gauge(w, "shopbridge_upstream_pushes_in_flight", "Receipts sent and not yet recorded as delivered.", st.InFlight)
-
-	fmt.Fprintln(w, "# HELP shopbridge_upstream_read_through_total Store misses read through to the upstream, by result.")
-	fmt.Fprintln(w, "# TYPE shopbridge_upstream_read_through_total counter")
-	fmt.Fprintf(w, "shopbridge_upstream_read_through_total{result=\"hit\"} %d\n", s.m.readThrough.hit.Load())
-	fmt.Fprintf(w, "shopbridge_upstream_read_through_total{result=\"miss\"} %d\n", s.m.readThrough.miss.Load())
-	fmt.Fprintf(w, "shopbridge_upstream_read_through_total{result=\"error\"} %d\n", s.m.readThrough.err.Load())
-	fmt.Fprintf(w, "shopbridge_upstream_read_through_total{result=\"offline\"} %d\n", s.m.readThrough.offline.Load())
-
+	gauge := func(name, help string, v float64) {
+		shopbridge.Metric{Name: name, Type: "gauge", Help: help}.Write(w, v)
+	}
+	counter := func(name, help string, v int64) {
+		shopbridge.Metric{Name: name, Type: "counter", Help: help}.Write(w, float64(v))
+	}
+	byResult := func(name, help string, results ...result) {
+		m := shopbridge.Metric{Name: name, Type: "counter", Help: help}
+		m.Header(w)
+		for _, r := range results {
+			m.Sample(w, "", float64(r.n.Load()), "result", r.name)
+		}
+	}
+	gauge("shopbridge_upstream_up", "Whether the upstream is believed reachable (1) or offline (0).", up)
+	gauge("shopbridge_upstream_state_since_seconds", "Unix time of the last online/offline change.", unix(st.UpstreamSince))
+	counter("shopbridge_upstream_state_changes_total", "Online/offline changes since start.", s.m.stateChanges.Load())
+	gauge("shopbridge_upstream_last_pull_seconds", "Unix time of the last successful list pull (0: none).", unix(st.LastPullAt))
+	gauge("shopbridge_upstream_last_push_seconds", "Unix time of the last delivered receipt (0: none).", unix(st.LastPushAt))
+	byResult("shopbridge_upstream_pulls_total", "Pull rounds by result.", result{"ok", &s.m.pulls.ok}, result{"error", &s.m.pulls.err})
+	counter("shopbridge_upstream_bills_fetched_total", "Bills fetched with bill/byid and stored.", s.m.billsFetched.Load())
+	byResult("shopbridge_upstream_pushes_total", "Receipt pushes by result.",
+		result{"delivered", &s.m.pushes.delivered}, result{"retry", &s.m.pushes.retry}, result{"parked", &s.m.pushes.parked})
+	gauge("shopbridge_upstream_pushes_in_flight", "Receipts sent and not yet recorded as delivered.", float64(st.InFlight))
+	byResult("shopbridge_upstream_read_through_total", "Store misses read through to the upstream, by result.",
+		result{"hit", &s.m.readThrough.hit}, result{"miss", &s.m.readThrough.miss},
+		result{"error", &s.m.readThrough.err}, result{"offline", &s.m.readThrough.offline})
 	if s.st != nil {
 		age := 0.0
 		if t := s.st.OldestQueued(); !t.IsZero() {
 			age = time.Since(t).Seconds()
 		}
-		gauge(w, "shopbridge_outbox_oldest_age_seconds", "Age of the oldest receipt waiting (0: none).", age)
+		gauge("shopbridge_outbox_oldest_age_seconds", "Age of the oldest receipt waiting (0: none).", age)
 	}
+}
+
+// result is one sample of a counter labelled by result.
+type result struct {
+	name string
+	n    *atomic.Int64
 }
 
 func unix(t time.Time) float64 {
@@ -63,18 +70,4 @@ func unix(t time.Time) float64 {
 		return 0
 	}
 	return float64(t.UnixNano()) / 1e9
-}
-
-func gauge(w io.Writer, name, help string, v any) { metric(w, name, help, "gauge", v) }
-
-func counter(w io.Writer, name, help string, v any) { metric(w, name, help, "counter", v) }
-
-func metric(w io.Writer, name, help, typ string, v any) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-	switch v := v.(type) {
-	case float64:
-		fmt.Fprintf(w, "%s %.3f\n", name, v)
-	default:
-		fmt.Fprintf(w, "%s %v\n", name, v)
-	}
 }

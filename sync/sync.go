@@ -21,11 +21,10 @@ import (
 
 // Config configures a Syncer.
 type Config struct {
-	URL      string        // the upstream base URL (--upstream); calls go to URL/api/v2/...
-	Token    string        // --upstream-token; sent as a Bearer token, never logged or journaled
-	Interval time.Duration // --sync-interval; default 10s
-	InFlight int           // receipts in flight together; default 8
-	Timezone *time.Location
+	URL      string             // the upstream base URL (--upstream); calls go to URL/api/v2/...
+	Token    string             // --upstream-token; sent as a Bearer token, never logged or journaled
+	Interval time.Duration      // --sync-interval; default 10s
+	InFlight int                // receipts in flight together; default 8
 	Journal  shopbridge.Journal // upstream exchanges and state changes; nil records nothing
 	Logger   *slog.Logger
 
@@ -104,9 +103,6 @@ func New(cfg Config, st *storage.Store) *Syncer {
 	}
 	if cfg.FetchWorkers <= 0 {
 		cfg.FetchWorkers = DefaultFetchWorkers
-	}
-	if cfg.Timezone == nil {
-		cfg.Timezone = time.Local
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

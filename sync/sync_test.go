@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopbridge/shopbridge/internal/storetest"
+
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/crmsim"
 	"github.com/shopbridge/shopbridge/storage"
@@ -49,7 +51,7 @@ func mirrored(t *testing.T, sim *crmsim.Server, st *storage.Store) bool {
 
 func TestPullMirrorsUpstream(t *testing.T) {
 	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	j := &memJournal{}
 	s := MustOpenSyncer(t, testConfig(sim, j), st)
 
@@ -84,7 +86,7 @@ func TestPullMirrorsUpstream(t *testing.T) {
 
 func TestPullFollowsUpstreamChanges(t *testing.T) {
 	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	MustOpenSyncer(t, testConfig(sim, &memJournal{}), st)
 	eventually(t, "the first mirror", func() bool { return mirrored(t, sim, st) })
 
@@ -132,7 +134,7 @@ func mustList(t *testing.T, st *storage.Store, q storage.ListQuery) []shopbridge
 
 func TestPushDeliversExactlyOnceInOrder(t *testing.T) {
 	sim := crmsim.MustOpen(t, crmsim.Config{Token: "s3cret-token", Logger: quietLogger()})
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	j := &memJournal{}
 	cfg := testConfig(sim, j)
 	cfg.Token = "s3cret-token"
@@ -209,7 +211,7 @@ func TestUpstreamDownFromStart(t *testing.T) {
 	if err := sim.SetFault(crmsim.Fault{Mode: crmsim.FaultRefuse}); err != nil {
 		t.Fatal(err)
 	}
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	j := &memJournal{}
 	s := MustOpenSyncer(t, testConfig(sim, j), st)
 
@@ -253,7 +255,7 @@ func TestUpstreamDownFromStart(t *testing.T) {
 
 func TestParkedReceiptRetry(t *testing.T) {
 	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	s := MustOpenSyncer(t, testConfig(sim, &memJournal{}), st)
 	eventually(t, "online", s.Online)
 
@@ -292,7 +294,7 @@ func TestParkedReceiptRetry(t *testing.T) {
 
 func TestRetryKeepsPlace(t *testing.T) {
 	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	s := MustOpenSyncer(t, testConfig(sim, &memJournal{}), st)
 	eventually(t, "online", s.Online)
 
@@ -331,7 +333,7 @@ func TestRetryKeepsPlace(t *testing.T) {
 
 func TestReadThrough(t *testing.T) {
 	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	cfg := testConfig(sim, &memJournal{})
 	cfg.Interval = time.Hour // only the first pull: misses must come from read-through
 	s := MustOpenSyncer(t, cfg, st)
@@ -412,7 +414,7 @@ func TestFaults(t *testing.T) {
 		t.Run(tc.mode, func(t *testing.T) {
 			t.Parallel()
 			sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
-			st := MustOpenStore(t)
+			st := storetest.MustOpen(t)
 			j := &memJournal{}
 			s := MustOpenSyncer(t, testConfig(sim, j), st)
 			eventually(t, "the first mirror", func() bool { return mirrored(t, sim, st) })
@@ -491,7 +493,7 @@ func TestFaults(t *testing.T) {
 
 func TestBadUpstreamAnswersAreSkipped(t *testing.T) {
 	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	j := &memJournal{}
 	s := MustOpenSyncer(t, testConfig(sim, j), st)
 	eventually(t, "the first mirror", func() bool { return mirrored(t, sim, st) })
@@ -519,7 +521,7 @@ func TestBadUpstreamAnswersAreSkipped(t *testing.T) {
 
 func TestCloseAbandonsHungPushes(t *testing.T) {
 	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	cfg := testConfig(sim, &memJournal{})
 	cfg.Timeout = time.Minute
 	s := New(cfg, st)
@@ -552,7 +554,7 @@ func TestCloseAbandonsHungPushes(t *testing.T) {
 
 func TestMetricsAndStatus(t *testing.T) {
 	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	s := MustOpenSyncer(t, testConfig(sim, &memJournal{}), st)
 	accept(t, st, receipt(1, "dev-1", "", "SELL"))
 	eventually(t, "a delivery", func() bool { return s.m.pushes.delivered.Load() == 1 })
@@ -576,7 +578,7 @@ func TestMetricsAndStatus(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	for _, u := range []string{"", "ftp://x", "http://", "::"} {
 		s := New(Config{URL: u, Logger: quietLogger()}, st)
 		if err := s.Open(context.Background()); err == nil {

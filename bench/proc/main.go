@@ -238,12 +238,11 @@ func startup(args []string) {
 
 // sample is the process's CPU time and context switches at one moment.
 type sample struct {
-	at        time.Time
-	ticks     int64 // utime+stime, USER_HZ
-	runNS     int64 // sum of /proc/PID/task/*/schedstat on-CPU time
-	switches  int64 // voluntary+nonvoluntary over all threads
-	threads   int
-	wakeupsBy map[string]int64
+	at       time.Time
+	ticks    int64 // utime+stime, USER_HZ
+	runNS    int64 // sum of /proc/PID/task/*/schedstat on-CPU time
+	switches int64 // voluntary+nonvoluntary over all threads
+	threads  int
 }
 
 // userHZ is the unit of /proc/PID/stat times: USER_HZ is 100 on Linux

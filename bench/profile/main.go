@@ -95,9 +95,9 @@ func direct(cfg daemon.Config, mode string, logger *slog.Logger) error {
 	default:
 		return fmt.Errorf("-journal: want none, discard or batch, not %q", mode)
 	}
-	srv := api.New(api.Config{Store: st, Journal: j, Logger: logger, Status: func() any {
+	srv := api.New(api.Config{Store: st, Journal: j, Logger: logger, Status: func() api.Status {
 		s, _ := st.Stats()
-		return map[string]any{"store": s}
+		return api.Status{Store: s}
 	}})
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -86,7 +86,7 @@ func runCRMSim(args []string) int {
 		loc = l
 	}
 	cfg := crmsim.Config{
-		Listen: *listen, Control: *control, Token: *token, Location: loc, Latency: *latency, Settle: *settle,
+		Listen: *listen, Control: *control, Token: *token, Timezone: loc, Latency: *latency, Settle: *settle,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
 	switch {

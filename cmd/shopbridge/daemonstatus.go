@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shopbridge/shopbridge/daemon"
+	"github.com/shopbridge/shopbridge/api"
 )
 
 // printDaemonStatus prints the running daemon's sync state for people: the
@@ -21,7 +21,7 @@ func printDaemonStatus(w io.Writer, baseURL string) error {
 		return err
 	}
 	defer resp.Body.Close()
-	var st daemon.Status
+	var st api.Status
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&st); err != nil {
 		return fmt.Errorf("%s/admin/api/status: not a status answer: %w", base, err)
 	}
@@ -29,7 +29,7 @@ func printDaemonStatus(w io.Writer, baseURL string) error {
 	return nil
 }
 
-func writeDaemonStatus(w io.Writer, st *daemon.Status, now time.Time) {
+func writeDaemonStatus(w io.Writer, st *api.Status, now time.Time) {
 	switch st.Upstream {
 	case "", "none":
 		fmt.Fprintln(w, "upstream:   none (standalone: no --upstream configured)")

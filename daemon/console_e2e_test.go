@@ -34,6 +34,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/shopbridge/shopbridge/crmsim"
 	"github.com/shopbridge/shopbridge/internal/browser"
+	"github.com/shopbridge/shopbridge/storage"
 )
 
 // ---- the upstream simulator and the daemon ----
@@ -887,7 +888,7 @@ func TestConsoleLogin(t *testing.T) {
 	if !strings.Contains(d.Logs(), "msg=") {
 		t.Fatal("the daemon logged nothing: the log check above saw nothing")
 	}
-	db, err := os.ReadFile(filepath.Join(dataDir(t, d), "shopbridge.db"))
+	db, err := os.ReadFile(filepath.Join(dataDir(t, d), storage.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
@@ -52,6 +53,7 @@ type loadTiming struct {
 	TTFB    float64 `json:"ttfb"`    // first byte of the HTML
 	DCL     float64 `json:"dcl"`     // DOMContentLoaded handlers done
 	Load    float64 `json:"load"`    // load event done
+	API     float64 `json:"api"`     // the last /admin/api/ answer before the content fully received
 	Content float64 `json:"content"` // the content element appeared
 	Paint   float64 `json:"paint"`   // the frame after it was painted
 }
@@ -73,49 +75,18 @@ func console(args []string) {
 	d := start(*bin, *data, fs.Args(), logTo)
 	defer d.stop()
 	pid := d.cmd.Process.Pid
-	m0 := memKiB(pid)
 
+	fmt.Printf("load average at start: %s\n", loadAvg())
+	// Read by a program, not a page: the overview's counts, for the
+	// figures' caption.
 	var ov struct {
-		Bills   int `json:"bills"`
-		Journal struct {
-			Entries int `json:"entries"`
-		} `json:"journal"`
+		Bills          int `json:"bills"`
+		JournalEntries int `json:"journal_entries"`
 	}
 	if b, code := d.get("/admin/api/overview"); code != 200 || json.Unmarshal(b, &ov) != nil {
 		log.Fatalf("proc console: GET /admin/api/overview: %d %.200s", code, b)
 	}
-	fmt.Printf("store: %d bills, %d journal entries; RSS at start %s MiB\n", ov.Bills, ov.Journal.Entries, mib(m0["VmRSS"]))
-
-	// The JSON endpoints, one client with keep-alive as the page's fetches.
-	first := journalPage(d, "/admin/api/journal/page?limit=50")
-	endpoints := []struct{ name, path string }{
-		{"overview", "/admin/api/overview"},
-		{"journal_first", "/admin/api/journal/page?limit=50"},
-		{"journal_middle", fmt.Sprintf("/admin/api/journal/page?limit=50&before=%d", first.maxSeq/2)},
-		{"journal_kind", "/admin/api/journal/page?limit=50&kind=RECEIPT"},
-		{"journal_text", "/admin/api/journal/page?limit=50&text=no-such-text-anywhere"},
-	}
-	api := map[string][2]float64{}
-	client := &http.Client{Timeout: 30 * time.Second}
-	for _, e := range endpoints {
-		var ms []float64
-		for i := 0; i < *apiN; i++ {
-			t := time.Now()
-			resp, err := client.Get(d.base + e.path)
-			if err != nil {
-				log.Fatalf("proc console: GET %s: %v", e.path, err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				log.Fatalf("proc console: GET %s: %s", e.path, resp.Status)
-			}
-			ms = append(ms, float64(time.Since(t).Microseconds())/1000)
-		}
-		api[e.name] = [2]float64{median(ms), quantile(ms, 0.95)}
-		fmt.Printf("api %-15s %s: median %.2f ms, p95 %.2f ms (%d requests)\n", e.name, e.path, median(ms), quantile(ms, 0.95), *apiN)
-	}
-	m1 := memKiB(pid)
+	fmt.Printf("store: %d bills, %d journal entries; at start %s\n", ov.Bills, ov.JournalEntries, memLine(memKiB(pid)))
 
 	path := browser.Path()
 	pageMS := map[string]float64{}
@@ -166,23 +137,80 @@ func console(args []string) {
 				paint := pick(func(t loadTiming) float64 { return t.Paint })
 				pageMS[p.name+"_"+c] = median(paint)
 				pageMS[p.name+"_"+c+"_p95"] = quantile(paint, 0.95)
-				fmt.Printf("browser %-8s %s cache: content painted median %.0f ms, p95 %.0f ms (first byte %.0f, DOMContentLoaded %.0f, load %.0f, content in DOM %.0f; medians of %d loads)\n",
+				fmt.Printf("browser %-8s %s cache: content painted median %.0f ms, p95 %.0f ms (first byte %.0f, DOMContentLoaded %.0f, load %.0f, API answers in %.0f, content in DOM %.0f; medians of %d loads)\n",
 					p.name, c, median(paint), quantile(paint, 0.95),
 					median(pick(func(t loadTiming) float64 { return t.TTFB })), median(pick(func(t loadTiming) float64 { return t.DCL })),
-					median(pick(func(t loadTiming) float64 { return t.Load })), median(pick(func(t loadTiming) float64 { return t.Content })), len(ts))
+					median(pick(func(t loadTiming) float64 { return t.Load })), median(pick(func(t loadTiming) float64 { return t.API })),
+					median(pick(func(t loadTiming) float64 { return t.Content })), len(ts))
 			}
 		}
 		if left := b.Stop(); left > 0 {
 			fmt.Printf("browser: killed %d chromium processes left after close\n", left)
 		}
 	}
+	m1 := memKiB(pid)
+	fmt.Printf("daemon after the page loads: %s\n", memLine(m1))
+
+	// The JSON endpoints behind the pages, one client with keep-alive as
+	// the page's fetches.
+	api := map[string][2]float64{}
+	timeAPI := func(name, path string) {
+		ms := timeGets(d.base+path, *apiN)
+		api[name] = [2]float64{median(ms), quantile(ms, 0.95)}
+		fmt.Printf("api %-15s %s: median %.2f ms, p95 %.2f ms (%d requests)\n", name, path, median(ms), quantile(ms, 0.95), *apiN)
+	}
+	timeAPI("overview", "/admin/api/overview")
+	timeAPI("journal_first", "/admin/api/journal/page?limit=50")
 	m2 := memKiB(pid)
-	fmt.Printf("daemon RSS: start %s MiB, after the API requests %s MiB, after the page loads %s MiB; VmHWM %s MiB\n",
-		mib(m0["VmRSS"]), mib(m1["VmRSS"]), mib(m2["VmRSS"]), mib(m2["VmHWM"]))
-	fmt.Printf("RESULT bills=%d journal=%d overview_cold_ms=%.0f overview_warm_ms=%.0f journal_cold_ms=%.0f journal_warm_ms=%.0f overview_api_ms=%.2f overview_api_p95_ms=%.2f journal_api_ms=%.2f journal_api_p95_ms=%.2f journal_middle_api_ms=%.2f journal_text_api_ms=%.2f rss_mib=%s hwm_mib=%s\n",
-		ov.Bills, ov.Journal.Entries, pageMS["overview_cold"], pageMS["overview_warm"], pageMS["journal_cold"], pageMS["journal_warm"],
+	fmt.Printf("daemon after those: %s\n", memLine(m2))
+	// Deeper in the journal: paging to the middle, a kind filter, and a
+	// text that matches nothing (the scan budget runs out and the answer
+	// says to go on). These read far more of the store file, whose pages
+	// count in VmRSS (RssFile) while the kernel keeps them.
+	first := journalPage(d, "/admin/api/journal/page?limit=50")
+	timeAPI("journal_middle", fmt.Sprintf("/admin/api/journal/page?limit=50&before=%d", first.maxSeq/2))
+	timeAPI("journal_kind", "/admin/api/journal/page?limit=50&kind=RECEIPT")
+	timeAPI("journal_text", "/admin/api/journal/page?limit=50&text=no-such-text-anywhere")
+	m3 := memKiB(pid)
+	fmt.Printf("daemon after the deeper journal requests: %s\n", memLine(m3))
+	fmt.Printf("load average at the end: %s\n", loadAvg())
+	fmt.Printf("RESULT bills=%d journal=%d overview_cold_ms=%.0f overview_warm_ms=%.0f journal_cold_ms=%.0f journal_warm_ms=%.0f overview_api_ms=%.2f overview_api_p95_ms=%.2f journal_api_ms=%.2f journal_api_p95_ms=%.2f journal_middle_api_ms=%.2f journal_text_api_ms=%.2f rss_mib=%s hwm_mib=%s rss_anon_mib=%s rss_deep_mib=%s rss_deep_anon_mib=%s\n",
+		ov.Bills, ov.JournalEntries, pageMS["overview_cold"], pageMS["overview_warm"], pageMS["journal_cold"], pageMS["journal_warm"],
 		api["overview"][0], api["overview"][1], api["journal_first"][0], api["journal_first"][1], api["journal_middle"][0], api["journal_text"][0],
-		mib(m2["VmRSS"]), mib(m2["VmHWM"]))
+		mib(m2["VmRSS"]), mib(m2["VmHWM"]), mib(m2["RssAnon"]), mib(m3["VmRSS"]), mib(m3["RssAnon"]))
+}
+
+// timeGets times n sequential GETs of url (request sent → body read), ms.
+func timeGets(url string, n int) []float64 {
+	client := &http.Client{Timeout: 30 * time.Second}
+	var ms []float64
+	for i := 0; i < n; i++ {
+		t := time.Now()
+		resp, err := client.Get(url)
+		if err != nil {
+			log.Fatalf("proc console: GET %s: %v", url, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			log.Fatalf("proc console: GET %s: %s", url, resp.Status)
+		}
+		ms = append(ms, float64(time.Since(t).Microseconds())/1000)
+	}
+	return ms
+}
+
+func memLine(m map[string]int) string {
+	return fmt.Sprintf("VmRSS %s MiB (anon %s, file %s), VmHWM %s MiB", mib(m["VmRSS"]), mib(m["RssAnon"]), mib(m["RssFile"]), mib(m["VmHWM"]))
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // journalPage reads one page of /admin/api/journal/page for its highest seq.
@@ -217,7 +245,9 @@ func loadPage(ctx context.Context, url string, cold bool) loadTiming {
 	}
 	t, err := chromedp.Run(ctx, chromedp.Poll[loadTiming](`window.__paintAt === undefined ? null : (() => {
 	  const n = performance.getEntriesByType('navigation')[0];
-	  return {ttfb: n.responseStart, dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd, content: window.__contentAt, paint: window.__paintAt};
+	  const api = performance.getEntriesByType('resource').filter(e => e.name.includes('/admin/api/') && e.startTime < window.__contentAt);
+	  return {ttfb: n.responseStart, dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd,
+	    api: Math.max(0, ...api.map(e => e.responseEnd)), content: window.__contentAt, paint: window.__paintAt};
 	})()`, chromedp.WithPollingInterval(10*time.Millisecond)))
 	if err != nil {
 		log.Fatalf("proc console: %s: content never appeared: %v", url, err)

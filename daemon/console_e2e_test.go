@@ -146,9 +146,12 @@ func overview(t testing.TB, d *proc) overviewDoc {
 	return o
 }
 
+// consoleRegister is the device id of the register postReceipt posts as.
+const consoleRegister = "20251202-AA8B-407D-80BF-000000000007"
+
 func postReceipt(t testing.TB, d *proc, body []byte) {
 	t.Helper()
-	hdr := map[string]string{"Content-Type": "application/json", "X-Evotor-Device-UUID": "20251202-AA8B-407D-80BF-000000000007"}
+	hdr := map[string]string{"Content-Type": "application/json", "X-Evotor-Device-UUID": consoleRegister}
 	if status, b, _ := do(t, "POST", d.base+"/api/v2/receipts", body, hdr); status != 200 {
 		t.Fatalf("POST receipt: %d %s", status, b)
 	}

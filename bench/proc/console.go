@@ -63,6 +63,14 @@ type loadTiming struct {
 // cache, -n with a warm one), the JSON endpoints behind them from a Go
 // client (-api-n requests each), then the daemon's VmRSS and VmHWM.
 func console(args []string) {
+	if err := runConsole(args); err != nil {
+		log.Fatalf("proc console: %v", err)
+	}
+}
+
+// runConsole returns its errors, so that its defers stop the daemon and
+// the browser before proc exits.
+func runConsole(args []string) error {
 	fs := flag.NewFlagSet("console", flag.ExitOnError)
 	bin := fs.String("bin", "bin/shopbridge", "daemon binary")
 	data := fs.String("data", "", "data directory with the store (bench/mkstore)")
@@ -83,8 +91,8 @@ func console(args []string) {
 		Bills          int `json:"bills"`
 		JournalEntries int `json:"journal_entries"`
 	}
-	if b, code := d.get("/admin/api/overview"); code != 200 || json.Unmarshal(b, &ov) != nil {
-		log.Fatalf("proc console: GET /admin/api/overview: %d %.200s", code, b)
+	if b, err := getBody(d.base + "/admin/api/overview"); err != nil || json.Unmarshal(b, &ov) != nil {
+		return fmt.Errorf("GET /admin/api/overview: %v %.200s", err, b)
 	}
 	fmt.Printf("store: %d bills, %d journal entries; at start %s\n", ov.Bills, ov.JournalEntries, memLine(memKiB(pid)))
 
@@ -95,12 +103,12 @@ func console(args []string) {
 	} else {
 		dir, err := os.MkdirTemp("", "shopbridge-bench-chromium-")
 		if err != nil {
-			log.Fatal(err)
+			return err
 		}
 		defer os.RemoveAll(dir)
 		b, err := browser.Start(context.Background(), path, filepath.Join(dir, "profile"), browser.Options{Lang: "ru"})
 		if err != nil {
-			log.Fatalf("proc console: %v", err)
+			return err
 		}
 		defer b.Stop()
 		sels := map[string]string{}
@@ -109,19 +117,26 @@ func console(args []string) {
 		}
 		selJSON, _ := json.Marshal(sels)
 		if _, err := chromedp.Call(b.Ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: fmt.Sprintf(pageTimer, selJSON)}); err != nil {
-			log.Fatalf("proc console: %v", err)
+			return err
 		}
 		timings := map[string][]loadTiming{}
 		// Warm-up load of each page (chromium's own first-use costs),
 		// then rounds alternating the pages, so load from other work on
 		// the machine spreads over both.
 		for _, p := range consolePages {
-			loadPage(b.Ctx, d.base+p.path, true)
+			if _, err := loadPage(b.Ctx, d.base+p.path, true); err != nil {
+				return err
+			}
 		}
 		for i := 0; i < *n; i++ {
 			for _, p := range consolePages {
-				timings[p.name+"_cold"] = append(timings[p.name+"_cold"], loadPage(b.Ctx, d.base+p.path, true))
-				timings[p.name+"_warm"] = append(timings[p.name+"_warm"], loadPage(b.Ctx, d.base+p.path, false))
+				for _, c := range []string{"cold", "warm"} {
+					t, err := loadPage(b.Ctx, d.base+p.path, c == "cold")
+					if err != nil {
+						return err
+					}
+					timings[p.name+"_"+c] = append(timings[p.name+"_"+c], t)
+				}
 			}
 		}
 		for _, p := range consolePages {
@@ -154,23 +169,39 @@ func console(args []string) {
 	// The JSON endpoints behind the pages, one client with keep-alive as
 	// the page's fetches.
 	api := map[string][2]float64{}
-	timeAPI := func(name, path string) {
-		ms := timeGets(d.base+path, *apiN)
+	timeAPI := func(name, path string) error {
+		ms, err := timeGets(d.base+path, *apiN)
+		if err != nil {
+			return err
+		}
 		api[name] = [2]float64{median(ms), quantile(ms, 0.95)}
 		fmt.Printf("api %-15s %s: median %.2f ms, p95 %.2f ms (%d requests)\n", name, path, median(ms), quantile(ms, 0.95), *apiN)
+		return nil
 	}
-	timeAPI("overview", "/admin/api/overview")
-	timeAPI("journal_first", "/admin/api/journal/page?limit=50")
+	for _, e := range [][2]string{{"overview", "/admin/api/overview"}, {"journal_first", "/admin/api/journal/page?limit=50"}} {
+		if err := timeAPI(e[0], e[1]); err != nil {
+			return err
+		}
+	}
 	m2 := memKiB(pid)
 	fmt.Printf("daemon after those: %s\n", memLine(m2))
 	// Deeper in the journal: paging to the middle, a kind filter, and a
 	// text that matches nothing (the scan budget runs out and the answer
 	// says to go on). These read far more of the store file, whose pages
 	// count in VmRSS (RssFile) while the kernel keeps them.
-	first := journalPage(d, "/admin/api/journal/page?limit=50")
-	timeAPI("journal_middle", fmt.Sprintf("/admin/api/journal/page?limit=50&before=%d", first.maxSeq/2))
-	timeAPI("journal_kind", "/admin/api/journal/page?limit=50&kind=RECEIPT")
-	timeAPI("journal_text", "/admin/api/journal/page?limit=50&text=no-such-text-anywhere")
+	newest, err := newestSeq(d.base, "/admin/api/journal/page?limit=50")
+	if err != nil {
+		return err
+	}
+	for _, e := range [][2]string{
+		{"journal_middle", fmt.Sprintf("/admin/api/journal/page?limit=50&before=%d", newest/2)},
+		{"journal_kind", "/admin/api/journal/page?limit=50&kind=RECEIPT"},
+		{"journal_text", "/admin/api/journal/page?limit=50&text=no-such-text-anywhere"},
+	} {
+		if err := timeAPI(e[0], e[1]); err != nil {
+			return err
+		}
+	}
 	m3 := memKiB(pid)
 	fmt.Printf("daemon after the deeper journal requests: %s\n", memLine(m3))
 	fmt.Printf("load average at the end: %s\n", loadAvg())
@@ -178,26 +209,27 @@ func console(args []string) {
 		ov.Bills, ov.JournalEntries, pageMS["overview_cold"], pageMS["overview_warm"], pageMS["journal_cold"], pageMS["journal_warm"],
 		api["overview"][0], api["overview"][1], api["journal_first"][0], api["journal_first"][1], api["journal_middle"][0], api["journal_text"][0],
 		mib(m2["VmRSS"]), mib(m2["VmHWM"]), mib(m2["RssAnon"]), mib(m3["VmRSS"]), mib(m3["RssAnon"]))
+	return nil
 }
 
 // timeGets times n sequential GETs of url (request sent → body read), ms.
-func timeGets(url string, n int) []float64 {
+func timeGets(url string, n int) ([]float64, error) {
 	client := &http.Client{Timeout: 30 * time.Second}
 	var ms []float64
 	for i := 0; i < n; i++ {
 		t := time.Now()
 		resp, err := client.Get(url)
 		if err != nil {
-			log.Fatalf("proc console: GET %s: %v", url, err)
+			return nil, fmt.Errorf("GET %s: %w", url, err)
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
-			log.Fatalf("proc console: GET %s: %s", url, resp.Status)
+			return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 		}
 		ms = append(ms, float64(time.Since(t).Microseconds())/1000)
 	}
-	return ms
+	return ms, nil
 }
 
 func memLine(m map[string]int) string {
@@ -213,35 +245,55 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// journalPage reads one page of /admin/api/journal/page for its highest seq.
-func journalPage(d *daemon, path string) (p struct{ maxSeq int }) {
-	b, code := d.get(path)
+// newestSeq reads one page of /admin/api/journal/page for its highest seq.
+func newestSeq(base, path string) (int, error) {
+	b, err := getBody(base + path)
 	var doc struct {
 		Rows []struct {
 			Seq int `json:"seq"`
 		} `json:"rows"`
 	}
-	if code != 200 || json.Unmarshal(b, &doc) != nil || len(doc.Rows) == 0 {
-		log.Fatalf("proc console: GET %s: %d %.200s", path, code, b)
+	if err == nil {
+		err = json.Unmarshal(b, &doc)
 	}
+	if err == nil && len(doc.Rows) == 0 {
+		err = fmt.Errorf("no rows")
+	}
+	if err != nil {
+		return 0, fmt.Errorf("GET %s: %w", path, err)
+	}
+	n := 0
 	for _, r := range doc.Rows {
-		p.maxSeq = max(p.maxSeq, r.Seq)
+		n = max(n, r.Seq)
 	}
-	return p
+	return n, nil
+}
+
+func getBody(url string) ([]byte, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != 200 {
+		err = fmt.Errorf("%s: %.200s", resp.Status, b)
+	}
+	return b, err
 }
 
 // loadPage navigates to url (after clearing the cache when cold) and
 // returns the timings the page noted.
-func loadPage(ctx context.Context, url string, cold bool) loadTiming {
+func loadPage(ctx context.Context, url string, cold bool) (loadTiming, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if cold {
 		if _, err := chromedp.Call(ctx, network.ClearBrowserCache, cdp.Empty{}); err != nil {
-			log.Fatalf("proc console: clear cache: %v", err)
+			return loadTiming{}, fmt.Errorf("clear cache: %w", err)
 		}
 	}
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
-		log.Fatalf("proc console: load %s: %v", url, err)
+		return loadTiming{}, fmt.Errorf("load %s: %w", url, err)
 	}
 	t, err := chromedp.Run(ctx, chromedp.Poll[loadTiming](`window.__paintAt === undefined ? null : (() => {
 	  const n = performance.getEntriesByType('navigation')[0];
@@ -250,9 +302,9 @@ func loadPage(ctx context.Context, url string, cold bool) loadTiming {
 	    api: Math.max(0, ...api.map(e => e.responseEnd)), content: window.__contentAt, paint: window.__paintAt};
 	})()`, chromedp.WithPollingInterval(10*time.Millisecond)))
 	if err != nil {
-		log.Fatalf("proc console: %s: content never appeared: %v", url, err)
+		return t, fmt.Errorf("%s: content never appeared: %w", url, err)
 	}
-	return t
+	return t, nil
 }
 
 func quantile(xs []float64, q float64) float64 {

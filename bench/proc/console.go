@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,12 +51,14 @@ const pageTimer = `(() => {
 // loadTiming is one page load as the browser saw it, in ms since
 // navigation start.
 type loadTiming struct {
-	TTFB    float64 `json:"ttfb"`    // first byte of the HTML
-	DCL     float64 `json:"dcl"`     // DOMContentLoaded handlers done
-	Load    float64 `json:"load"`    // load event done
-	API     float64 `json:"api"`     // the last /admin/api/ answer before the content fully received
-	Content float64 `json:"content"` // the content element appeared
-	Paint   float64 `json:"paint"`   // the frame after it was painted
+	TTFB      float64 `json:"ttfb"`    // first byte of the HTML
+	DCL       float64 `json:"dcl"`     // DOMContentLoaded handlers done
+	Load      float64 `json:"load"`    // load event done
+	API       float64 `json:"api"`     // the last /admin/api/ answer before the content fully received
+	Content   float64 `json:"content"` // the content element appeared
+	Paint     float64 `json:"paint"`   // the frame after it was painted
+	CPU       float64 `json:"-"`       // CPU time of all chromium's processes over the load
+	DaemonCPU float64 `json:"-"`       // the daemon's CPU time over the load
 }
 
 // console measures the admin console on a store: each page's load in
@@ -124,14 +127,14 @@ func runConsole(args []string) error {
 		// then rounds alternating the pages, so load from other work on
 		// the machine spreads over both.
 		for _, p := range consolePages {
-			if _, err := loadPage(b.Ctx, d.base+p.path, true); err != nil {
+			if _, err := loadPage(b.Ctx, b, pid, d.base+p.path, true); err != nil {
 				return err
 			}
 		}
 		for i := 0; i < *n; i++ {
 			for _, p := range consolePages {
 				for _, c := range []string{"cold", "warm"} {
-					t, err := loadPage(b.Ctx, d.base+p.path, c == "cold")
+					t, err := loadPage(b.Ctx, b, pid, d.base+p.path, c == "cold")
 					if err != nil {
 						return err
 					}
@@ -152,11 +155,14 @@ func runConsole(args []string) error {
 				paint := pick(func(t loadTiming) float64 { return t.Paint })
 				pageMS[p.name+"_"+c] = median(paint)
 				pageMS[p.name+"_"+c+"_p95"] = quantile(paint, 0.95)
-				fmt.Printf("browser %-8s %s cache: content painted median %.0f ms, p95 %.0f ms (first byte %.0f, DOMContentLoaded %.0f, load %.0f, API answers in %.0f, content in DOM %.0f; medians of %d loads)\n",
+				cpu := pick(func(t loadTiming) float64 { return t.CPU })
+				pageMS[p.name+"_"+c+"_cpu"] = median(cpu)
+				fmt.Printf("browser %-8s %s cache: content painted median %.0f ms, p95 %.0f ms (first byte %.0f, DOMContentLoaded %.0f, load %.0f, API answers in %.0f, content in DOM %.0f); CPU per load: chromium %.0f ms, daemon %.1f ms; medians of %d loads\n",
 					p.name, c, median(paint), quantile(paint, 0.95),
 					median(pick(func(t loadTiming) float64 { return t.TTFB })), median(pick(func(t loadTiming) float64 { return t.DCL })),
 					median(pick(func(t loadTiming) float64 { return t.Load })), median(pick(func(t loadTiming) float64 { return t.API })),
-					median(pick(func(t loadTiming) float64 { return t.Content })), len(ts))
+					median(pick(func(t loadTiming) float64 { return t.Content })), median(cpu),
+					median(pick(func(t loadTiming) float64 { return t.DaemonCPU })), len(ts))
 			}
 		}
 		if left := b.Stop(); left > 0 {
@@ -205,9 +211,9 @@ func runConsole(args []string) error {
 	m3 := memKiB(pid)
 	fmt.Printf("daemon after the deeper journal requests: %s\n", memLine(m3))
 	fmt.Printf("load average at the end: %s\n", loadAvg())
-	fmt.Printf("RESULT bills=%d journal=%d overview_cold_ms=%.0f overview_warm_ms=%.0f journal_cold_ms=%.0f journal_warm_ms=%.0f overview_api_ms=%.2f overview_api_p95_ms=%.2f journal_api_ms=%.2f journal_api_p95_ms=%.2f journal_middle_api_ms=%.2f journal_text_api_ms=%.2f rss_mib=%s hwm_mib=%s rss_anon_mib=%s rss_deep_mib=%s rss_deep_anon_mib=%s\n",
+	fmt.Printf("RESULT bills=%d journal=%d overview_cold_ms=%.0f overview_warm_ms=%.0f journal_cold_ms=%.0f journal_warm_ms=%.0f overview_cold_cpu_ms=%.0f journal_cold_cpu_ms=%.0f overview_api_ms=%.2f overview_api_p95_ms=%.2f journal_api_ms=%.2f journal_api_p95_ms=%.2f journal_middle_api_ms=%.2f journal_text_api_ms=%.2f rss_mib=%s hwm_mib=%s rss_anon_mib=%s rss_deep_mib=%s rss_deep_anon_mib=%s\n",
 		ov.Bills, ov.JournalEntries, pageMS["overview_cold"], pageMS["overview_warm"], pageMS["journal_cold"], pageMS["journal_warm"],
-		api["overview"][0], api["overview"][1], api["journal_first"][0], api["journal_first"][1], api["journal_middle"][0], api["journal_text"][0],
+		pageMS["overview_cold_cpu"], pageMS["journal_cold_cpu"], api["overview"][0], api["overview"][1], api["journal_first"][0], api["journal_first"][1], api["journal_middle"][0], api["journal_text"][0],
 		mib(m2["VmRSS"]), mib(m2["VmHWM"]), mib(m2["RssAnon"]), mib(m3["VmRSS"]), mib(m3["RssAnon"]))
 	return nil
 }
@@ -284,7 +290,7 @@ func getBody(url string) ([]byte, error) {
 
 // loadPage navigates to url (after clearing the cache when cold) and
 // returns the timings the page noted.
-func loadPage(ctx context.Context, url string, cold bool) (loadTiming, error) {
+func loadPage(ctx context.Context, b *browser.Browser, daemonPID int, url string, cold bool) (loadTiming, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if cold {
@@ -292,6 +298,7 @@ func loadPage(ctx context.Context, url string, cold bool) (loadTiming, error) {
 			return loadTiming{}, fmt.Errorf("clear cache: %w", err)
 		}
 	}
+	cpu0 := cpuNS(append(b.PIDs(), daemonPID))
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		return loadTiming{}, fmt.Errorf("load %s: %w", url, err)
 	}
@@ -304,7 +311,36 @@ func loadPage(ctx context.Context, url string, cold bool) (loadTiming, error) {
 	if err != nil {
 		return t, fmt.Errorf("%s: content never appeared: %w", url, err)
 	}
+	cpu1 := cpuNS(append(b.PIDs(), daemonPID))
+	t.CPU = 0
+	for pid, ns := range cpu1 {
+		if pid == daemonPID {
+			t.DaemonCPU = float64(ns-cpu0[pid]) / 1e6
+		} else {
+			// A process that started during the load counts from 0.
+			t.CPU += float64(ns-cpu0[pid]) / 1e6
+		}
+	}
 	return t, nil
+}
+
+// cpuNS reads each process's CPU time so far (the sum over its threads of
+// /proc/PID/task/TID/schedstat's first field, ns). A process that ended is
+// left out.
+func cpuNS(pids []int) map[int]int64 {
+	m := map[int]int64{}
+	for _, pid := range pids {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+		for _, t := range tasks {
+			if b, err := os.ReadFile(t); err == nil {
+				if f := strings.Fields(string(b)); len(f) > 0 {
+					n, _ := strconv.ParseInt(f[0], 10, 64)
+					m[pid] += n
+				}
+			}
+		}
+	}
+	return m
 }
 
 func quantile(xs []float64, q float64) float64 {

@@ -192,7 +192,14 @@ func KillLeftovers(dir string) int {
 }
 
 // Running reports how many processes run with dir as their profile.
-func Running(dir string) int { return len(pidsWithArg([]byte("--user-data-dir=" + dir))) }
+func Running(dir string) int { return len(PIDs(dir)) }
+
+// PIDs returns the processes that run with dir as their chromium profile.
+func PIDs(dir string) []int { return pidsWithArg([]byte("--user-data-dir=" + dir)) }
+
+// PIDs returns the browser's processes now (they come and go: a renderer
+// per site, utility processes).
+func (b *Browser) PIDs() []int { return PIDs(b.dir) }
 
 func pidsWithArg(arg []byte) []int {
 	entries, err := os.ReadDir("/proc")

@@ -171,7 +171,7 @@ func (s *Syncer) pull(ctx context.Context) error {
 	today, err := s.list(ctx, url.Values{"date": {"today"}})
 	if err != nil {
 		errs = append(errs, err)
-	} else if more, err := s.st.ApplyList(today, storage.ListPartial, at); err != nil {
+	} else if more, err := s.st.ApplyList(notIn(today, all), storage.ListPartial, at); err != nil {
 		s.log.Error("store the upstream list of today", "err", err)
 		errs = append(errs, err)
 	} else {
@@ -265,6 +265,25 @@ func (s *Syncer) storeBill(ctx context.Context, id string) error {
 	}
 	s.m.billsFetched.Add(1)
 	return nil
+}
+
+// notIn returns the summaries of part whose bill all does not carry. When
+// the no-parameter list and list?date=today of one pull both carry a bill,
+// the no-parameter entry's bytes are the ones kept, even if the two differ:
+// that list is what /api/v2/list serves, and applying both would swap the
+// stored bytes twice and fetch the bill again on every pull.
+func notIn(part, all []shopbridge.BillSummary) []shopbridge.BillSummary {
+	in := make(map[string]bool, len(all))
+	for _, sum := range all {
+		in[sum.ID] = true
+	}
+	out := make([]shopbridge.BillSummary, 0, len(part))
+	for _, sum := range part {
+		if !in[sum.ID] {
+			out = append(out, sum)
+		}
+	}
+	return out
 }
 
 func dedupe(ids []string) []string {

@@ -438,14 +438,14 @@ func TestSettle(t *testing.T) {
 func TestControlListEntry(t *testing.T) {
 	s := crmsim.MustOpen(t, crmsim.Config{Control: "127.0.0.1:0", Data: &crmsim.Data{}})
 	ctl := &crmsim.Control{URL: s.ControlURL()}
-	const today = "2026-03-23"
-	bill := `{"id": 7, "date": "` + today + ` 09:00:00", "summ": 7, "number": "N\/7", "customer": {"name": " Ann "}}`
+	const day = "2026-03-23"
+	bill := `{"id": 7, "date": "` + day + ` 09:00:00", "summ": 7, "number": "N\/7", "customer": {"name": " Ann "}}`
 	if err := ctl.PutBill([]byte(bill)); err != nil {
 		t.Fatal(err)
 	}
-	derived := `{"id": 7, "date": "` + today + ` 09:00:00", "summ": 7, "number": "N\/7", "customername": "Ann"}`
-	entry := `{"customername":"\u0418 x","number":"N\/7","id":7,"date":"` + today + ` 09:00:00","summ":7.0,"extra":true}`
-	lists := []string{"/api/v2/list", "/api/v2/list?date=" + today, "/api/v2/list?number=N/7"}
+	derived := `{"id": 7, "date": "` + day + ` 09:00:00", "summ": 7, "number": "N\/7", "customername": "Ann"}`
+	entry := `{"customername":"\u0418 x","number":"N\/7","id":7,"date":"` + day + ` 09:00:00","summ":7.0,"extra":true}`
+	lists := []string{"/api/v2/list", "/api/v2/list?date=" + day, "/api/v2/list?number=N/7"}
 	listed := func(step, want string) {
 		t.Helper()
 		for _, path := range lists {

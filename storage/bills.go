@@ -294,8 +294,8 @@ func (s *Store) ApplyList(summaries []shopbridge.BillSummary, kind ListKind, at 
 // field the entry has and the bill lacks): the cloud builds its list on its
 // own, and terminals must see what it lists. A changed entry comes with the
 // next list (ApplyList). Only a bill no list ever carried (read through by
-// id, a demo bill) gets a summary derived from the bill, rebuilt whenever the
-// bill changes.
+// id) gets a summary derived from the bill, rebuilt whenever the bill
+// changes.
 func (s *Store) PutBill(body []byte, at time.Time) (b *shopbridge.Bill, changed bool, err error) {
 	sum, err := ParseBill(body)
 	if err != nil {

@@ -597,7 +597,7 @@ func TestListEntryBytesWin(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = MustOpenStoreAt(t, path)
+	s = storetest.MustOpenAt(t, path)
 	served("after reopen", partial)
 	apply("listed again after reopen", entry, storage.ListAll, true)
 	queries["none"] = storage.ListQuery{}
@@ -608,7 +608,7 @@ func TestListEntryBytesWin(t *testing.T) {
 // listed with a summary built from the bill, rebuilt when the bill changes,
 // until a list carries it; from then on the entry's bytes are served.
 func TestDerivedSummaryUntilListed(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	t0 := time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)
 	bill := []byte(`{"id": 601, "date": "2026-03-22 11:00:00", "summ": 5, "number": "R-601", "customer": {"name": "  Анна  "}}`)
 	if _, _, err := s.PutBill(bill, t0); err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopbridge/shopbridge/internal/storetest"
 	"github.com/shopbridge/shopbridge/storage"
 )
 
@@ -108,7 +109,7 @@ func TestListEntryBytes(t *testing.T) {
 	}
 	srv := httptest.NewServer(up)
 	t.Cleanup(srv.Close)
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	cfg := Config{URL: srv.URL, Interval: 50 * time.Millisecond, Timeout: 2 * time.Second,
 		ReadThroughTimeout: 2 * time.Second, Journal: &memJournal{}, Logger: quietLogger()}
 	s := MustOpenSyncer(t, cfg, st)

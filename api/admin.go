@@ -79,6 +79,14 @@ type JournalRow struct {
 	Note       string          `json:"note,omitempty"`
 }
 
+// NewJournalRow is a journal entry as admin/api/journal shows it (also used
+// by shopbridge journal reading a stopped daemon's store).
+func NewJournalRow(e shopbridge.JournalEntry) JournalRow {
+	return JournalRow{Seq: e.Seq, Time: e.Time, Client: e.Client, Device: e.Device, Kind: e.Kind,
+		Method: e.Method, Path: e.Path, Query: e.Query, Request: rawOrString(e.ReqBody), Status: e.Status,
+		Response: rawOrString(e.RespBody), DurationMS: float64(e.Duration) / 1e6, Source: e.Source, Note: e.Note}
+}
+
 func rawOrString(b []byte) json.RawMessage {
 	if len(b) == 0 {
 		return nil
@@ -131,9 +139,7 @@ func (s *Server) journal(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	}
 	rows := make([]JournalRow, len(entries))
 	for i, e := range entries {
-		rows[i] = JournalRow{Seq: e.Seq, Time: e.Time, Client: e.Client, Device: e.Device, Kind: e.Kind,
-			Method: e.Method, Path: e.Path, Query: e.Query, Request: rawOrString(e.ReqBody), Status: e.Status,
-			Response: rawOrString(e.RespBody), DurationMS: float64(e.Duration) / 1e6, Source: e.Source, Note: e.Note}
+		rows[i] = NewJournalRow(e)
 	}
 	body, err := json.Marshal(rows)
 	if err != nil {

@@ -26,7 +26,8 @@ type Status struct {
 	UpstreamSince *time.Time            `json:"upstream_since"`
 	LastPullAt    *time.Time            `json:"last_pull_at"`
 	LastPushAt    *time.Time            `json:"last_push_at"`
-	LastError     string                `json:"last_error,omitempty"`
+	LastError     string                `json:"last_error,omitempty"` // while the upstream fails; gone once it answers
+	LastErrorAt   *time.Time            `json:"last_error_at,omitempty"`
 	SyncedAt      *time.Time            `json:"synced_at"`
 	System        string                `json:"system"`
 	Bills         int                   `json:"bills"`

@@ -47,8 +47,9 @@ func (s *Syncer) call(ctx context.Context, req request, notFound bool, check fun
 	case errors.Is(ctx.Err(), context.Canceled):
 		// The caller gave up (shutdown, a terminal hung up): no verdict.
 	default:
-		s.failed(err)
-		s.log.Warn("upstream call failed", "kind", req.kind, "path", req.path, "err", err)
+		if s.failed(err) {
+			s.log.Warn("upstream call failed", "kind", req.kind, "path", req.path, "err", err)
+		}
 	}
 	return resp, err
 }
@@ -94,7 +95,11 @@ func (s *Syncer) hello(ctx context.Context) error {
 	var system string
 	_, err := s.call(ctx, request{kind: KindHello, method: http.MethodGet, path: "/api/v2/hello"}, false,
 		func(r *response) (err error) {
-			system, err = parseHello(r.body)
+			if system, err = parseHello(r.body); err == nil {
+				s.mu.Lock()
+				s.system = system // before succeeded logs first contact
+				s.mu.Unlock()
+			}
 			return err
 		})
 	if err != nil {

@@ -349,8 +349,13 @@ func printJournalRow(w io.Writer, r api.JournalRow) {
 		return
 	}
 	answer := pretty(r.Response)
-	if answer == "" || r.Status != 200 || r.Source != "" && r.Source != "store" {
-		answer = strings.TrimSpace(fmt.Sprintf("%d %s %s", r.Status, r.Source, answer))
+	source := r.Source
+	if source == "store" {
+		source = ""
+	}
+	if answer == "" || r.Status != 200 || source != "" {
+		answer = strings.Join(strings.Fields(fmt.Sprintf("%d %s", r.Status, source)), " ") + " " + answer
+		answer = strings.TrimSpace(answer)
 	}
 	fmt.Fprintf(w, "| %s | %s | Ответ (%s) | %s |\n", ts, client, r.Kind, answer)
 	req := map[string]any{"q": r.Path}

@@ -240,10 +240,13 @@ func summary(r api.JournalRow) string {
 	if r.Source == "upstream" && !strings.HasPrefix(r.Kind, "UPSTREAM_") {
 		parts = append(parts, "(read through from the upstream)")
 	}
-	if r.Note != "" {
-		parts = append(parts, r.Note)
+	out := strings.Join(parts, " ")
+	if r.Note != "" && out != "" {
+		out += "; " + r.Note
+	} else if r.Note != "" {
+		out = r.Note
 	}
-	return strings.Join(parts, " ")
+	return out
 }
 
 // unquote turns a body the journal kept as a JSON string (not valid JSON

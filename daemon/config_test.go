@@ -250,7 +250,7 @@ func TestRunFlagsNameEveryOption(t *testing.T) {
 		if (d.Arg == "") != o.isBool && o.name != "config" {
 			t.Errorf("--%s: argument name %q, but boolean %v", o.name, d.Arg, o.isBool)
 		}
-		if strings.Contains(d.Usage, "default") {
+		if strings.Contains(d.Usage, "(default") {
 			t.Errorf("--%s names its default in its text %q; the help shows Default once", o.name, d.Usage)
 		}
 	}

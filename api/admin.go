@@ -26,7 +26,8 @@ type Status struct {
 	UpstreamSince *time.Time            `json:"upstream_since"`
 	LastPullAt    *time.Time            `json:"last_pull_at"`
 	LastPushAt    *time.Time            `json:"last_push_at"`
-	LastError     string                `json:"last_error,omitempty"`
+	LastError     string                `json:"last_error,omitempty"` // while the upstream fails; gone once it answers
+	LastErrorAt   *time.Time            `json:"last_error_at,omitempty"`
 	SyncedAt      *time.Time            `json:"synced_at"`
 	System        string                `json:"system"`
 	Bills         int                   `json:"bills"`
@@ -77,6 +78,14 @@ type JournalRow struct {
 	DurationMS float64         `json:"duration_ms"`
 	Source     string          `json:"source,omitempty"`
 	Note       string          `json:"note,omitempty"`
+}
+
+// NewJournalRow is a journal entry as admin/api/journal shows it (also used
+// by shopbridge journal reading a stopped daemon's store).
+func NewJournalRow(e shopbridge.JournalEntry) JournalRow {
+	return JournalRow{Seq: e.Seq, Time: e.Time, Client: e.Client, Device: e.Device, Kind: e.Kind,
+		Method: e.Method, Path: e.Path, Query: e.Query, Request: rawOrString(e.ReqBody), Status: e.Status,
+		Response: rawOrString(e.RespBody), DurationMS: float64(e.Duration) / 1e6, Source: e.Source, Note: e.Note}
 }
 
 func rawOrString(b []byte) json.RawMessage {
@@ -131,9 +140,7 @@ func (s *Server) journal(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	}
 	rows := make([]JournalRow, len(entries))
 	for i, e := range entries {
-		rows[i] = JournalRow{Seq: e.Seq, Time: e.Time, Client: e.Client, Device: e.Device, Kind: e.Kind,
-			Method: e.Method, Path: e.Path, Query: e.Query, Request: rawOrString(e.ReqBody), Status: e.Status,
-			Response: rawOrString(e.RespBody), DurationMS: float64(e.Duration) / 1e6, Source: e.Source, Note: e.Note}
+		rows[i] = NewJournalRow(e)
 	}
 	body, err := json.Marshal(rows)
 	if err != nil {

@@ -32,7 +32,8 @@ const MaxJournalBody = 64 << 10
 // ReadThroughTimeout bounds a miss read through to the upstream.
 const ReadThroughTimeout = 2 * time.Second
 
-// DefaultAllow is the client ranges allowed when --allow is not given.
+// DefaultAllow is the client ranges allowed when --allow is not given
+// (loopback is allowed whatever the list says).
 var DefaultAllow = []netip.Prefix{
 	netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"),
 	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"),
@@ -133,7 +134,14 @@ func clientAddr(r *http.Request) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
+// allowed reports whether a client may talk to the server at all. Loopback
+// always may: the operator commands (status, journal, backup) run on the
+// shop PC itself, and an --allow list naming the shop's LAN must not lock
+// them out.
 func (s *Server) allowed(a netip.Addr) bool {
+	if a.IsLoopback() {
+		return true
+	}
 	for _, p := range s.cfg.Allow {
 		if p.Contains(a) {
 			return true

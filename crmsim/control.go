@@ -138,6 +138,24 @@ func (s *Server) controlHandler() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("POST /list", func(w http.ResponseWriter, r *http.Request) {
+		b, ok := readBody(w, r)
+		if !ok {
+			return
+		}
+		if err := s.PutListEntry(b); err != nil {
+			ctlError(w, http.StatusBadRequest, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("DELETE /list/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if !s.DeleteListEntry(r.PathValue("id")) {
+			ctlError(w, http.StatusNotFound, fmt.Errorf("list entry %q: not found", r.PathValue("id")))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /receipts", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Receipts())
 	})
@@ -283,6 +301,16 @@ func (c *Control) PutBillAs(id string, raw []byte) error {
 // DeleteBill drops a bill and its list summary; unknown ids are an error.
 func (c *Control) DeleteBill(id string) error {
 	return c.do(http.MethodDelete, "/bills/"+url.PathEscape(id), nil, nil)
+}
+
+// PutListEntry gives a bill its own list entry bytes, keyed by the entry's
+// id (see Server.PutListEntry).
+func (c *Control) PutListEntry(raw []byte) error { return c.do(http.MethodPost, "/list", raw, nil) }
+
+// DeleteListEntry drops a list entry; the bill is listed with its derived
+// summary again. Unknown ids are an error.
+func (c *Control) DeleteListEntry(id string) error {
+	return c.do(http.MethodDelete, "/list/"+url.PathEscape(id), nil, nil)
 }
 
 // Receipts returns every recorded receipt arrival, oldest first.

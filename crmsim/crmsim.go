@@ -19,8 +19,10 @@
 // A list summary is derived from a bill by copying the raw text of its id,
 // date, summ and number (so 4604.04 stays 4604.04 and ids beyond 2^53 keep
 // every digit) and adding customername, customer.name trimmed of spaces.
-// A data file's optional "list" entries replace or add summaries by id; a
-// listed id without a bill answers 404 on bill/byid.
+// A data file's optional "list" entries, and entries given with
+// PutListEntry, replace or add summaries by id, so a list entry can
+// disagree with its bill as the cloud's sometimes do; a listed id without a
+// bill answers 404 on bill/byid.
 //
 // With Config.Settle a delivered SELL receipt (FullSettlement or no method)
 // drops its bill from the no-parameter and date lists, as the CRM closes a
@@ -67,6 +69,9 @@
 //	POST   /bills        raw bill JSON, keyed by its id (204)
 //	PUT    /bills/{id}   any bytes as the answer of bill/byid/{id} (204)
 //	DELETE /bills/{id}   drop a bill and its summary (204, 404 if unknown)
+//	POST   /list         raw list entry JSON, keyed by its id: listed byte for byte instead of
+//	                     the summary derived from the bill, until the bill is put again (204)
+//	DELETE /list/{id}    drop that list entry: the derived summary is listed again (204, 404 if none)
 //	GET    /receipts     [Receipt]: bodies are base64, headers a map
 //	DELETE /receipts     forget recorded receipts (204)
 //	GET    /counters     {"hello": n, "list": n, "bill": n, "receipts": n, "other": n}

@@ -431,3 +431,58 @@ func TestSettle(t *testing.T) {
 		t.Fatal("settled without Config.Settle")
 	}
 }
+
+// TestControlListEntry: a bill given its own list entry is listed with the
+// entry's exact bytes by every list call, while bill/byid keeps the bill;
+// the entry can be replaced and dropped.
+func TestControlListEntry(t *testing.T) {
+	s := crmsim.MustOpen(t, crmsim.Config{Control: "127.0.0.1:0", Data: &crmsim.Data{}})
+	ctl := &crmsim.Control{URL: s.ControlURL()}
+	const day = "2026-03-23"
+	bill := `{"id": 7, "date": "` + day + ` 09:00:00", "summ": 7, "number": "N\/7", "customer": {"name": " Ann "}}`
+	if err := ctl.PutBill([]byte(bill)); err != nil {
+		t.Fatal(err)
+	}
+	derived := `{"id": 7, "date": "` + day + ` 09:00:00", "summ": 7, "number": "N\/7", "customername": "Ann"}`
+	entry := `{"customername":"\u0418 x","number":"N\/7","id":7,"date":"` + day + ` 09:00:00","summ":7.0,"extra":true}`
+	lists := []string{"/api/v2/list", "/api/v2/list?date=" + day, "/api/v2/list?number=N/7"}
+	listed := func(step, want string) {
+		t.Helper()
+		for _, path := range lists {
+			if _, b := get(t, s.URL()+path); string(b) != "["+want+"]" {
+				t.Errorf("%s: %s = %s, want [%s]", step, path, b, want)
+			}
+		}
+		if _, b := get(t, s.URL()+"/api/v2/bill/byid/7"); string(b) != bill {
+			t.Errorf("%s: bill/byid/7 = %s, want the bill", step, b)
+		}
+	}
+	listed("derived", derived)
+	if err := ctl.PutListEntry([]byte(entry)); err != nil {
+		t.Fatal(err)
+	}
+	listed("own entry", entry)
+	entry2 := strings.Replace(entry, `"extra":true`, `"extra":false`, 1)
+	if err := ctl.PutListEntry([]byte(entry2)); err != nil {
+		t.Fatal(err)
+	}
+	listed("entry replaced", entry2)
+	if err := ctl.DeleteListEntry("7"); err != nil {
+		t.Fatal(err)
+	}
+	listed("entry dropped", derived)
+	if err := ctl.DeleteListEntry("7"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("dropping an unknown entry: %v", err)
+	}
+	if err := ctl.PutListEntry([]byte(`{"id": 8}`)); err == nil || !strings.Contains(err.Error(), "date") {
+		t.Errorf("entry without a date: %v", err)
+	}
+	// Putting the bill again drops its entry, as documented.
+	if err := ctl.PutListEntry([]byte(entry)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctl.PutBill([]byte(bill)); err != nil {
+		t.Fatal(err)
+	}
+	listed("bill put again", derived)
+}

@@ -316,6 +316,36 @@ func (s *Server) PutBillAs(id string, raw []byte) error {
 	return nil
 }
 
+// PutListEntry gives a bill its own list entry: raw, a JSON object with an
+// id and a date, is served byte for byte in every list answer (no
+// parameter, date=, number=) in place of the summary derived from the bill,
+// as the cloud builds its list apart from its bills. The id need not have a
+// bill (bill/byid then answers 404). The entry stays until PutBill,
+// PutBillAs with a listable bill, DeleteListEntry or DeleteBill for the id.
+func (s *Server) PutListEntry(raw []byte) error {
+	sum, err := parseSummary(raw, false)
+	if err != nil {
+		return fmt.Errorf("crmsim: list entry%w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.over[sum.id] = sum
+	s.sorted = nil
+	return nil
+}
+
+// DeleteListEntry drops the list entry PutListEntry (or a data file's list)
+// gave id, so its bill is listed with the derived summary again; it reports
+// whether there was one.
+func (s *Server) DeleteListEntry(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.over[id]
+	delete(s.over, id)
+	s.sorted = nil
+	return ok
+}
+
 // DeleteBill drops a bill and its list summary; it reports whether there
 // was one.
 func (s *Server) DeleteBill(id string) bool {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
@@ -45,17 +46,27 @@ type Config struct {
 }
 
 // UsageError is a bad flag, environment variable or config file: exit 2.
-type UsageError struct{ msg string }
+type UsageError struct {
+	msg    string
+	syntax bool
+}
 
 func (e *UsageError) Error() string { return e.msg }
 
-func usagef(format string, args ...any) error { return &UsageError{fmt.Sprintf(format, args...)} }
+// Syntax reports whether the command line itself is malformed (an unknown
+// flag, a flag without its value, a stray argument), where a pointer to
+// --help helps; a bad value names what it wants instead.
+func (e *UsageError) Syntax() bool { return e.syntax }
+
+func usagef(format string, args ...any) error { return &UsageError{msg: fmt.Sprintf(format, args...)} }
 
 // option is one setting of `run`: a flag, SHOPBRIDGE_<NAME> and a config
 // file key of the same name.
 type option struct {
 	name   string
+	arg    string // the value's name in the help: ADDR, DIR; "" for a boolean
 	def    func() string
+	defDoc string // the default as the help shows it, when def's value says too little
 	isBool bool
 	usage  string
 	set    func(c *Config, v string) error
@@ -91,7 +102,7 @@ func defaultName() string {
 func constant(s string) func() string { return func() string { return s } }
 
 var options = []option{
-	{name: "listen", def: constant(":8480"), usage: "address to serve terminals and operators on",
+	{name: "listen", arg: "ADDR", def: constant(":8480"), usage: "address to serve terminals and operators on",
 		set: func(c *Config, v string) error {
 			host, port, err := net.SplitHostPort(v)
 			if err != nil {
@@ -106,7 +117,7 @@ var options = []option{
 			c.Listen = v
 			return nil
 		}},
-	{name: "data", def: DefaultDataDir, usage: "directory of the store",
+	{name: "data", arg: "DIR", def: DefaultDataDir, usage: "directory of the store, DIR/shopbridge.db",
 		set: func(c *Config, v string) error {
 			if strings.TrimSpace(v) == "" {
 				return errors.New("empty path")
@@ -114,7 +125,7 @@ var options = []option{
 			c.DataDir = v
 			return nil
 		}},
-	{name: "upstream", def: constant(""), usage: "base URL of the cloud CRM API (none: standalone)",
+	{name: "upstream", arg: "URL", def: constant(""), defDoc: "none: standalone, no sync", usage: "base URL of the cloud CRM API",
 		set: func(c *Config, v string) error {
 			if v == "" {
 				return nil
@@ -126,9 +137,9 @@ var options = []option{
 			c.Upstream = strings.TrimRight(v, "/")
 			return nil
 		}},
-	{name: "upstream-token", def: constant(""), usage: "Bearer token for the upstream",
+	{name: "upstream-token", arg: "TOKEN", def: constant(""), usage: "Bearer token for the upstream; never logged or journaled",
 		set: func(c *Config, v string) error { c.UpstreamToken = v; return nil }},
-	{name: "sync-interval", def: constant("10s"), usage: "how often to pull from the upstream",
+	{name: "sync-interval", arg: "D", def: constant("10s"), usage: "how often to pull from the upstream",
 		set: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 100*time.Millisecond {
@@ -137,7 +148,7 @@ var options = []option{
 			c.SyncInterval = d
 			return nil
 		}},
-	{name: "push-in-flight", def: constant("8"), usage: "receipts of different bills sent to the upstream together",
+	{name: "push-in-flight", arg: "N", def: constant("8"), usage: "receipts of different bills sent to the upstream together",
 		set: func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > 256 {
@@ -146,7 +157,7 @@ var options = []option{
 			c.PushInFlight = n
 			return nil
 		}},
-	{name: "timezone", def: constant(""), usage: "the shop's time zone for date=today (default: the OS zone)",
+	{name: "timezone", arg: "NAME", def: constant(""), defDoc: "the OS zone", usage: "the shop's time zone for date=today, e.g. Europe/Moscow",
 		set: func(c *Config, v string) error {
 			if v == "" {
 				c.Timezone = time.Local
@@ -161,7 +172,7 @@ var options = []option{
 		}},
 	{name: "mdns", def: constant("true"), isBool: true, usage: "announce over mDNS/DNS-SD",
 		set: func(c *Config, v string) (err error) { c.MDNS, err = parseBool(v); return err }},
-	{name: "name", def: defaultName, usage: "instance name announced over mDNS",
+	{name: "name", arg: "NAME", def: defaultName, usage: "instance name announced over mDNS",
 		set: func(c *Config, v string) error {
 			if v == "" || len(v) > 63 {
 				return fmt.Errorf("want 1 to 63 bytes, got %d", len(v))
@@ -169,13 +180,13 @@ var options = []option{
 			c.Name = v
 			return nil
 		}},
-	{name: "mdns-iface", def: constant(""), usage: "comma-separated interfaces to announce on (default: the LAN ones)",
+	{name: "mdns-iface", arg: "A,B", def: constant(""), defDoc: "the LAN interfaces", usage: "interfaces to announce on",
 		set: func(c *Config, v string) error { c.MDNSIfaces = splitList(v); return nil }},
-	{name: "terminal-token", def: constant(""), usage: "Bearer token terminals must send (none: not required)",
+	{name: "terminal-token", arg: "TOKEN", def: constant(""), defDoc: "none: not required", usage: "Bearer token terminals must send (all of /api/v2 but hello)",
 		set: func(c *Config, v string) error { c.TerminalToken = v; return nil }},
-	{name: "admin-token", def: constant(""), usage: "Bearer token for /admin and /metrics from other hosts",
+	{name: "admin-token", arg: "TOKEN", def: constant(""), defDoc: "none: loopback only", usage: "Bearer token for /admin and /metrics from other hosts",
 		set: func(c *Config, v string) error { c.AdminToken = v; return nil }},
-	{name: "allow", def: constant(""), usage: "comma-separated client CIDRs (default: loopback and private ranges)",
+	{name: "allow", arg: "CIDR,...", def: constant(""), defDoc: "the private ranges", usage: "clients other than loopback that may connect; loopback always may",
 		set: func(c *Config, v string) error {
 			if v == "" {
 				return nil
@@ -193,7 +204,7 @@ var options = []option{
 			}
 			return nil
 		}},
-	{name: "journal-max-age", def: constant("720h"), usage: "journal entries older than this go",
+	{name: "journal-max-age", arg: "D", def: constant("720h"), usage: "journal entries older than this go",
 		set: func(c *Config, v string) error {
 			d, err := time.ParseDuration(v)
 			if err != nil || d < 0 {
@@ -202,13 +213,13 @@ var options = []option{
 			c.JournalMaxAge = d
 			return nil
 		}},
-	{name: "journal-max-size", def: constant("256MiB"), usage: "oldest journal entries go beyond this size",
+	{name: "journal-max-size", arg: "SIZE", def: constant("256MiB"), usage: "oldest journal entries go beyond this size",
 		set: func(c *Config, v string) (err error) { c.JournalMaxSize, err = parseSize(v); return err }},
 	{name: "demo", def: constant("false"), isBool: true, usage: "seed an empty store with sample bills",
 		set: func(c *Config, v string) (err error) { c.Demo, err = parseBool(v); return err }},
 	{name: "service", def: constant("false"), isBool: true, usage: "run under the OS service manager (set by install)",
 		set: func(c *Config, v string) (err error) { c.Service, err = parseBool(v); return err }},
-	{name: "log-level", def: constant("info"), usage: "debug, info, warn or error",
+	{name: "log-level", arg: "LEVEL", def: constant("info"), usage: "debug, info, warn or error; logs go to stderr",
 		set: func(c *Config, v string) error {
 			switch strings.ToLower(v) {
 			case "debug", "info", "warn", "error":
@@ -276,7 +287,7 @@ func (f *flagValue) IsBoolFlag() bool   { return f.isBool }
 
 // ParseRunArgs merges the flags of `run` with SHOPBRIDGE_* environment
 // variables, the config file and the defaults. Any bad value is a
-// *UsageError naming where it came from.
+// *UsageError naming where it came from; --help is flag.ErrHelp.
 func ParseRunArgs(args []string) (Config, error) {
 	return parseRunArgs(args, os.LookupEnv, io.Discard)
 }
@@ -291,12 +302,15 @@ func parseRunArgs(args []string, lookupEnv func(string) (string, bool), out io.W
 		fs.Var(v, o.name, o.usage)
 	}
 	configFlag := &flagValue{}
-	fs.Var(configFlag, "config", "config file (default "+DefaultConfigFile()+")")
+	fs.Var(configFlag, "config", "config file")
 	if err := fs.Parse(args); err != nil {
-		return Config{}, usagef("%v", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, flag.ErrHelp
+		}
+		return Config{}, &UsageError{msg: FlagMessage(fs, err), syntax: true}
 	}
 	if fs.NArg() > 0 {
-		return Config{}, usagef("unexpected argument %q", fs.Arg(0))
+		return Config{}, &UsageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0)), syntax: true}
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -329,6 +343,75 @@ func parseRunArgs(args []string, lookupEnv func(string) (string, bool), out io.W
 		}
 	}
 	return c, nil
+}
+
+// FlagMessage rewrites an error of the flag package in the --flag spelling
+// the help text uses ("unknown flag --bogus" rather than "flag provided but
+// not defined: -bogus"), saying what a bad value should look like.
+func FlagMessage(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		return "unknown flag --" + strings.TrimLeft(name, "-")
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		return "flag --" + strings.TrimLeft(name, "-") + " needs a value"
+	}
+	// invalid value "x" for flag -timeout: parse error
+	// invalid boolean value "x" for -json: parse error
+	if m := badValueRE.FindStringSubmatch(msg); m != nil {
+		want := ""
+		if f := fs.Lookup(m[2]); f != nil {
+			if g, ok := f.Value.(flag.Getter); ok {
+				switch g.Get().(type) {
+				case bool:
+					want = "true or false"
+				case time.Duration:
+					want = "a duration such as " + nonZero(f.DefValue, "3s")
+				case int, int64, uint, uint64:
+					want = "a whole number"
+				}
+			}
+		}
+		if want == "" {
+			return fmt.Sprintf("--%s: invalid value %s", m[2], m[1])
+		}
+		return fmt.Sprintf("--%s: want %s, got %s", m[2], want, m[1])
+	}
+	return msg
+}
+
+var badValueRE = regexp.MustCompile(`^invalid (?:boolean )?value ("(?:[^"\\]|\\.)*") for (?:flag )?-+([^:]+):`)
+
+func nonZero(s, fallback string) string {
+	if s == "" || s == "0" || s == "0s" {
+		return fallback
+	}
+	return s
+}
+
+// FlagDoc describes one flag for a help text.
+type FlagDoc struct {
+	Name    string // without dashes
+	Arg     string // the value's name (ADDR); "" for a boolean
+	Usage   string
+	Default string // as the help shows it; "" when there is none to show
+}
+
+// RunFlags are the flags of `run` for its help text, --config first.
+func RunFlags() []FlagDoc {
+	docs := []FlagDoc{{Name: "config", Arg: "PATH", Usage: "config file; a missing default file is fine, a missing named one is an error",
+		Default: DefaultConfigFile()}}
+	for _, o := range options {
+		d := FlagDoc{Name: o.name, Arg: o.arg, Usage: o.usage, Default: o.defDoc}
+		if d.Default == "" {
+			d.Default = o.def()
+		}
+		if o.isBool {
+			d.Arg = ""
+		}
+		docs = append(docs, d)
+	}
+	return docs
 }
 
 // readConfigFile reads the TOML config file into option name -> text. A
@@ -394,13 +477,4 @@ func ParseConfigFile(path string, data []byte) (map[string]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// RunUsage writes the flags of `run` with their environment variables.
-func RunUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: shopbridge run [flags]\n\nflags (each also SHOPBRIDGE_<NAME> and a config file key):")
-	fmt.Fprintf(w, "  --%-18s %s\n", "config PATH", "config file (default "+DefaultConfigFile()+")")
-	for _, o := range options {
-		fmt.Fprintf(w, "  --%-18s %s (default %q)\n", o.name, o.usage, o.def())
-	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"flag"
 	"io"
 	"net/netip"
 	"os"
@@ -232,13 +233,62 @@ func TestEnvName(t *testing.T) {
 	}
 }
 
-func TestRunUsageNamesEveryOption(t *testing.T) {
-	var b strings.Builder
-	RunUsage(&b)
-	for _, o := range options {
-		if !strings.Contains(b.String(), "--"+o.name) {
-			t.Errorf("usage does not name --%s", o.name)
+func TestRunFlagsNameEveryOption(t *testing.T) {
+	docs := map[string]FlagDoc{}
+	for _, d := range RunFlags() {
+		docs[d.Name] = d
+	}
+	for _, o := range append([]option{{name: "config"}}, options...) {
+		d, ok := docs[o.name]
+		if !ok {
+			t.Errorf("the help does not name --%s", o.name)
+			continue
 		}
+		if d.Usage == "" {
+			t.Errorf("--%s has no help text", o.name)
+		}
+		if (d.Arg == "") != o.isBool && o.name != "config" {
+			t.Errorf("--%s: argument name %q, but boolean %v", o.name, d.Arg, o.isBool)
+		}
+		if strings.Contains(d.Usage, "(default") {
+			t.Errorf("--%s names its default in its text %q; the help shows Default once", o.name, d.Usage)
+		}
+	}
+}
+
+// TestFlagMessage: the flag package's errors come out in the --flag
+// spelling of the help, saying what a good value looks like.
+func TestFlagMessage(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Duration("timeout", 3*time.Second, "")
+	fs.Bool("json", false, "")
+	fs.Int("limit", 10, "")
+	fs.String("addr", "", "")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--bogus"}, "unknown flag --bogus"},
+		{[]string{"-bogus"}, "unknown flag --bogus"},
+		{[]string{"--addr"}, "flag --addr needs a value"},
+		{[]string{"--timeout", "soon"}, `--timeout: want a duration such as 3s, got "soon"`},
+		{[]string{"--json=maybe"}, `--json: want true or false, got "maybe"`},
+		{[]string{"-limit", "many"}, `--limit: want a whole number, got "many"`},
+	} {
+		err := fs.Parse(tt.args)
+		if err == nil {
+			t.Fatalf("%q parsed", tt.args)
+		}
+		if got := FlagMessage(fs, err); got != tt.want {
+			t.Errorf("%q: %q, want %q", tt.args, got, tt.want)
+		}
+	}
+	if _, err := parseRunArgs([]string{"--bogus"}, env{}.lookup, io.Discard); err == nil || err.Error() != "unknown flag --bogus" {
+		t.Errorf("run --bogus: %v", err)
+	}
+	if _, err := parseRunArgs([]string{"--help"}, env{}.lookup, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("run --help: %v, want flag.ErrHelp", err)
 	}
 }
 

@@ -131,7 +131,20 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	}
 	d.Logger.Info("listening", "addr", d.Addr(), "data", cfg.DataDir, "upstream", upstreamLabel(cfg.Upstream),
 		"mdns", cfg.MDNS, "version", shopbridge.Version, "ready_ms", time.Since(d.started).Milliseconds())
+	d.warnStandaloneOutbox("at start")
 	return nil
+}
+
+// warnStandaloneOutbox says, without an upstream, that receipts in the
+// outbox stay there: nothing sends them until an upstream is configured.
+func (d *Daemon) warnStandaloneOutbox(when string) {
+	if d.Config.Upstream != "" || d.Store == nil {
+		return
+	}
+	if n := d.Store.OutboxLen(); n > 0 {
+		d.Logger.Warn("receipts wait in the outbox and stay there until an upstream is configured (--upstream)",
+			"outbox", n, "when", when)
+	}
 }
 
 func upstreamLabel(u string) string {
@@ -164,6 +177,7 @@ func (d *Daemon) Done() <-chan error { return d.serveErr }
 // sync, writes the last journal entries and closes the store.
 func (d *Daemon) Close() error {
 	var errs []error
+	serving := d.http != nil
 	if d.announcer != nil {
 		errs = append(errs, d.announcer.Close())
 		d.announcer = nil
@@ -183,6 +197,9 @@ func (d *Daemon) Close() error {
 	if d.journal != nil {
 		d.journal.close()
 		d.journal = nil
+	}
+	if serving {
+		d.warnStandaloneOutbox("at stop")
 	}
 	if d.Store != nil {
 		errs = append(errs, d.Store.Close())
@@ -223,7 +240,7 @@ func (d *Daemon) status() api.Status {
 	}
 	if d.syncer != nil {
 		ss := d.syncer.Status()
-		st.Upstream, st.UpstreamURL, st.LastError = ss.Upstream, ss.UpstreamURL, ss.LastError
+		st.Upstream, st.UpstreamURL, st.LastError, st.LastErrorAt = ss.Upstream, ss.UpstreamURL, ss.LastError, timePtr(ss.LastErrorAt)
 		st.UpstreamSince, st.LastPullAt, st.LastPushAt = timePtr(ss.UpstreamSince), timePtr(ss.LastPullAt), timePtr(ss.LastPushAt)
 	}
 	if d.announcer != nil {

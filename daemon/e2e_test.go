@@ -575,7 +575,8 @@ func TestBackupWhileServing(t *testing.T) {
 	}
 }
 
-// TestJournalCommand: shopbridge journal prints rows like the cloud's.
+// TestJournalCommand: shopbridge journal --full prints rows like the
+// cloud's (the one-line view is tested in cmd/shopbridge).
 func TestJournalCommand(t *testing.T) {
 	p := startDaemon(t, t.TempDir(), nil, "--demo")
 	do(t, "GET", p.base+"/api/v2/bill/byid/49040", nil, map[string]string{"X-Evotor-Device-UUID": "dev-1", "Authorization": "Bearer secret-token"})
@@ -583,7 +584,7 @@ func TestJournalCommand(t *testing.T) {
 	var out []byte
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		out, _ = exec.Command(binary, "journal", "--addr", p.base, "--kind", "BILL", "--since", "1h").CombinedOutput()
+		out, _ = exec.Command(binary, "journal", "--full", "--addr", p.base, "--kind", "BILL", "--since", "1h").CombinedOutput()
 		if bytes.Contains(out, []byte("Ответ (BILL)")) {
 			break
 		}

@@ -200,6 +200,12 @@ const (
 // field differs) and ones never fetched. With ListAll, bills missing from the
 // list leave the no-parameter list (and lose a local settlement), and at
 // becomes the synced-at time.
+//
+// Each entry's bytes become the bill's summary, served by every list query
+// from now on: the latest list that carried a bill decides its summary
+// bytes, also when only key order, spacing, escapes or extra fields changed
+// (those refresh the bytes without a fetch). A bill that leaves the upstream
+// list keeps the last entry it had; PutBill never replaces it (see there).
 func (s *Store) ApplyList(summaries []shopbridge.BillSummary, kind ListKind, at time.Time) (fetch []string, err error) {
 	err = s.update(func(tx *bolt.Tx) error {
 		fetch = fetch[:0]
@@ -213,13 +219,17 @@ func (s *Store) ApplyList(summaries []shopbridge.BillSummary, kind ListKind, at 
 			r := &billRecord{sum: sum, updated: at}
 			if old != nil {
 				*r = *old
-				if !sameSummary(old.sum, sum) {
-					r.sum, r.updated = sum, at
+				r.sum = sum
+				switch {
+				case !sameSummary(old.sum, sum):
 					fetch = append(fetch, sum.ID)
-				} else if old.body == nil {
+					r.updated = at
+				case old.body == nil:
 					fetch = append(fetch, sum.ID)
 				}
-				r.sum.Raw = sum.Raw
+				if !bytes.Equal(old.sum.Raw, sum.Raw) {
+					r.updated = at
+				}
 			} else {
 				r.set(flagFresh, kind == ListPartial)
 				fetch = append(fetch, sum.ID)
@@ -228,6 +238,9 @@ func (s *Store) ApplyList(summaries []shopbridge.BillSummary, kind ListKind, at 
 			if kind == ListAll {
 				r.set(flagListed, true)
 				r.set(flagFresh, false)
+			}
+			if old != nil && r.flags == old.flags && bytes.Equal(r.sum.Raw, old.sum.Raw) {
+				continue // the usual case of a poll: nothing to write
 			}
 			if err := putBill(tx, old, r); err != nil {
 				return err
@@ -275,6 +288,14 @@ func (s *Store) ApplyList(summaries []shopbridge.BillSummary, kind ListKind, at 
 // PutBill stores a bill/byid answer as its exact bytes. A bill the store did
 // not know joins the no-parameter list until the next full upstream list.
 // changed reports whether the stored bytes changed.
+//
+// The bill's summary stays the upstream's list entry when a list carried the
+// bill, even where the bill disagrees with it (another customer name, a
+// field the entry has and the bill lacks): the cloud builds its list on its
+// own, and terminals must see what it lists. A changed entry comes with the
+// next list (ApplyList). Only a bill no list ever carried (read through by
+// id) gets a summary derived from the bill, rebuilt whenever the bill
+// changes.
 func (s *Store) PutBill(body []byte, at time.Time) (b *shopbridge.Bill, changed bool, err error) {
 	sum, err := ParseBill(body)
 	if err != nil {
@@ -291,11 +312,10 @@ func (s *Store) PutBill(body []byte, at time.Time) (b *shopbridge.Bill, changed 
 		if old != nil {
 			*r = *old
 			r.body = body
-			if !r.has(flagFromList) || !sameSummary(old.sum, sum) {
+			if !r.has(flagFromList) {
 				r.sum = sum
-				r.set(flagFromList, false)
 			}
-			if bytes.Equal(old.body, body) && sameSummary(old.sum, r.sum) {
+			if bytes.Equal(old.body, body) && bytes.Equal(old.sum.Raw, r.sum.Raw) {
 				b = old.bill()
 				return nil
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -329,7 +330,7 @@ func TestFidelity(t *testing.T) {
 	if !bytes.Equal(b.Body, want) {
 		t.Error("PutBill returned other bytes")
 	}
-	// The list's own summary is kept while the bill agrees with it.
+	// The list's own summary is kept.
 	if string(b.Summary.Raw) != raws[0] {
 		t.Errorf("summary after PutBill = %s, want the list's", b.Summary.Raw)
 	}
@@ -484,5 +485,157 @@ func TestBillBodyCache(t *testing.T) {
 	wg.Wait()
 	if b, _ := s.BillBody(nil, "77"); !bytes.Equal(b, version(writes-1)) {
 		t.Fatalf("final read: %s", b)
+	}
+}
+
+// rawList is what the no-parameter list answers, as one string of bytes.
+func rawList(t testing.TB, s *storage.Store, q storage.ListQuery) string {
+	t.Helper()
+	sums, err := s.List(q)
+	if err != nil {
+		t.Fatalf("List(%+v): %v", q, err)
+	}
+	var b strings.Builder
+	for i, sum := range sums {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(sum.Raw)
+	}
+	return "[" + b.String() + "]"
+}
+
+// TestListEntryBytesWin: a bill an upstream list carried is listed with
+// that entry's exact bytes, whatever its bill says, by every list query,
+// until a list brings another entry; also after the bill is fetched again,
+// after it leaves the upstream list and after a restart.
+func TestListEntryBytesWin(t *testing.T) {
+	path := filepath.Join(t.TempDir(), storage.FileName)
+	s, err := storage.Open(path, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)
+	// The entry and the bill disagree: another customer name (the bill has
+	// no customer at all), a field the bill lacks, another key order,
+	// escapes the bill does not use.
+	entry := `{"customername":"x \u0418\u043b\u044c\u044f","number":"N\/501","id":501,"date":"2026-03-22 10:00:00","summ":10.50,"discount":{"card":"\/gold"}}`
+	bill := []byte(`{"id": 501, "date": "2026-03-22 10:00:00", "summ": 10.50, "number": "N/501", "products": [], "prepayment": 0, "prepaymentEnable": true}`)
+	queries := map[string]storage.ListQuery{"none": {}, "number": {Number: "N/501"}, "date": {Date: "2026-03-22"}}
+	served := func(step, want string) {
+		t.Helper()
+		for name, q := range queries {
+			if got := rawList(t, s, q); got != "["+want+"]" {
+				t.Errorf("%s: list %s =\n%s\nwant\n[%s]", step, name, got, want)
+			}
+		}
+		if b, err := s.Bill("501"); err != nil || string(b.Summary.Raw) != want {
+			t.Errorf("%s: Bill(501).Summary = %s, %v", step, b.Summary.Raw, err)
+		}
+	}
+	apply := func(step, raw string, kind storage.ListKind, wantFetch bool) {
+		t.Helper()
+		var sums []shopbridge.BillSummary
+		if raw != "" {
+			sums = mustSummaries(t, "["+raw+"]")
+		}
+		fetch, err := s.ApplyList(sums, kind, t0)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if got := len(fetch) > 0; got != wantFetch {
+			t.Errorf("%s: fetch %v, want a fetch: %v", step, fetch, wantFetch)
+		}
+	}
+
+	apply("first list", entry, storage.ListAll, true)
+	if _, changed, err := s.PutBill(bill, t0); err != nil || !changed {
+		t.Fatalf("PutBill: changed=%v err=%v", changed, err)
+	}
+	served("bill fetched after its entry", entry)
+	apply("the same entry again", entry, storage.ListAll, false) // no fetch loop
+	if _, changed, err := s.PutBill(bill, t0); err != nil || changed {
+		t.Errorf("PutBill of the same bill: changed=%v err=%v", changed, err)
+	}
+	// The bill changes but the entry does not (yet): new body, same entry.
+	bill2 := bytes.Replace(bill, []byte(`"products": []`), []byte(`"products": [{"id": 1}]`), 1)
+	if _, changed, err := s.PutBill(bill2, t0); err != nil || !changed {
+		t.Fatalf("PutBill of a changed bill: changed=%v err=%v", changed, err)
+	}
+	served("bill changed", entry)
+	if b, _ := s.BillBody(nil, "501"); !bytes.Equal(b, bill2) {
+		t.Errorf("bill body = %s, want the changed bill", b)
+	}
+
+	// The entry's bytes change without a field changing: refreshed, no fetch.
+	reordered := `{"id":501, "date":"2026-03-22 10:00:00", "summ":10.50, "number":"N/501", "customername":"x Илья", "discount":{"card":"/gold"}}`
+	apply("entry reordered", reordered, storage.ListAll, false)
+	served("entry reordered", reordered)
+	// A field changes: refreshed and the bill is fetched again.
+	renamed := `{"id":501, "date":"2026-03-22 10:00:00", "summ":10.50, "number":"N/501", "customername":"Илья"}`
+	apply("entry renamed", renamed, storage.ListAll, true)
+	served("entry renamed", renamed)
+	// A partial list (date=today, number= read-through) that carries the bill
+	// is the latest word on it, too.
+	partial := `{"id":501,"date":"2026-03-22 10:00:00","summ":10.50,"number":"N/501","customername":"Илья","today":true}`
+	apply("partial list", partial, storage.ListPartial, false)
+	served("partial list", partial)
+
+	// The upstream drops it: it leaves the no-parameter list and keeps its
+	// last entry for number= and date=, also when its bill comes again.
+	apply("dropped", "", storage.ListAll, false)
+	if got := rawList(t, s, storage.ListQuery{}); got != "[]" {
+		t.Errorf("dropped bill still in the no-parameter list: %s", got)
+	}
+	if _, _, err := s.PutBill(bill, t0); err != nil {
+		t.Fatal(err)
+	}
+	delete(queries, "none")
+	served("dropped, bill stored again", partial)
+
+	// The bytes survive a restart.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = storetest.MustOpenAt(t, path)
+	served("after reopen", partial)
+	apply("listed again after reopen", entry, storage.ListAll, true)
+	queries["none"] = storage.ListQuery{}
+	served("listed again after reopen", entry)
+}
+
+// TestDerivedSummaryUntilListed: a bill learned without a list entry is
+// listed with a summary built from the bill, rebuilt when the bill changes,
+// until a list carries it; from then on the entry's bytes are served.
+func TestDerivedSummaryUntilListed(t *testing.T) {
+	s := storetest.MustOpen(t)
+	t0 := time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)
+	bill := []byte(`{"id": 601, "date": "2026-03-22 11:00:00", "summ": 5, "number": "R-601", "customer": {"name": "  Анна  "}}`)
+	if _, _, err := s.PutBill(bill, t0); err != nil {
+		t.Fatal(err)
+	}
+	derived := `[{"id":601,"date":"2026-03-22 11:00:00","summ":5,"number":"R-601","customername":"Анна"}]`
+	if got := rawList(t, s, storage.ListQuery{}); got != derived {
+		t.Errorf("read-through bill listed as %s, want %s", got, derived)
+	}
+	bill2 := bytes.Replace(bill, []byte("Анна"), []byte("Мария"), 1)
+	if _, _, err := s.PutBill(bill2, t0); err != nil {
+		t.Fatal(err)
+	}
+	derived2 := strings.Replace(derived, "Анна", "Мария", 1)
+	if got := rawList(t, s, storage.ListQuery{Number: "R-601"}); got != derived2 {
+		t.Errorf("changed read-through bill listed as %s, want %s", got, derived2)
+	}
+	// Now a list carries it with the cloud's own bytes (and another name).
+	entry := `{"id": 601, "date": "2026-03-22 11:00:00", "summ": 5, "number": "R-601", "customername": "Анна  "}`
+	fetch, err := s.ApplyList(mustSummaries(t, "["+entry+"]"), storage.ListAll, t0)
+	if err != nil || !slices.Equal(fetch, []string{"601"}) {
+		t.Errorf("listing a read-through bill under another name: fetch %v, %v; want [601]", fetch, err)
+	}
+	if _, _, err := s.PutBill(bill2, t0); err != nil {
+		t.Fatal(err)
+	}
+	if got := rawList(t, s, storage.ListQuery{}); got != "["+entry+"]" {
+		t.Errorf("listed bill served as %s, want the entry %s", got, entry)
 	}
 }

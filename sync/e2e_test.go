@@ -826,3 +826,94 @@ func TestE2EOutboxRetry(t *testing.T) {
 		return st.Parked == 0 && st.Outbox == 0
 	})
 }
+
+// TestE2EUpstreamLogLines reads the daemon's log: first contact is
+// "upstream online" with the upstream's system, not a recovery from an
+// outage that never was; an outage logs its change once, not a line per
+// probe; the recovery says how long it lasted; shopbridge status shows the
+// last error with its time only while the upstream fails.
+func TestE2EUpstreamLogLines(t *testing.T) {
+	skipShort(t)
+	s := startSim(t)
+	d := startDaemon(t, t.TempDir(), s.api, "--sync-interval", "200ms")
+	eventually(t, "online", 30*time.Second, func() bool { return d.status(t).Upstream == "online" })
+	// The log line follows the state change by a moment.
+	eventually(t, "the first contact log line", 10*time.Second, func() bool {
+		return strings.Contains(d.Logs(), `msg="upstream online"`)
+	})
+	first := logLines(d.Logs(), `msg="upstream online"`)
+	if len(first) != 1 || !strings.Contains(first[0], `system="`+crmsim.DefaultSystem+`"`) ||
+		strings.Contains(first[0], "offline_for") || strings.Contains(first[0], "unreachable_for") {
+		t.Errorf("first contact logged as %q, want one 'upstream online' with system %q and no outage:\n%s", first, crmsim.DefaultSystem, d.Logs())
+	}
+	if strings.Contains(d.Logs(), "offline -> online") {
+		t.Errorf("first contact timed as an outage:\n%s", d.Logs())
+	}
+
+	mark := len(d.Logs())
+	sinceJournal := time.Now()
+	s.fault(t, crmsim.Fault{Mode: crmsim.FaultRefuse})
+	eventually(t, "offline", 30*time.Second, func() bool { return d.status(t).Upstream == "offline" })
+	// Several probes fail (the journal has each) while the log stays quiet.
+	eventually(t, "five failed probes", 60*time.Second, func() bool {
+		n := 0
+		for _, r := range journal(t, d, sinceJournal, "UPSTREAM_HELLO") {
+			if r.Note != "" {
+				n++
+			}
+		}
+		return n >= 5
+	})
+	st := runCLI(t, "status", "--addr", d.base)
+	if !strings.Contains(st, "last error: ") || !strings.Contains(st, " ago), ") || !strings.Contains(st, "connection refused") {
+		t.Errorf("status while offline lacks the last error with its time:\n%s", st)
+	}
+	outage := d.Logs()[mark:]
+	if n := len(logLines(outage, `msg="upstream offline"`)); n != 1 {
+		t.Errorf("%d 'upstream offline' lines for one outage:\n%s", n, outage)
+	}
+	if n := len(logLines(outage, "part=sync", "level=WARN")); n > 2 {
+		t.Errorf("%d sync WARN lines in an outage of five probes, want the change and at most one failure before it:\n%s", n, outage)
+	}
+
+	mark = len(d.Logs())
+	s.fault(t, crmsim.Fault{})
+	eventually(t, "online again", 30*time.Second, func() bool { return d.status(t).Upstream == "online" })
+	eventually(t, "the recovery log line", 10*time.Second, func() bool {
+		return strings.Contains(d.Logs()[mark:], `msg="upstream online again"`)
+	})
+	again := logLines(d.Logs()[mark:], `msg="upstream online again"`)
+	if len(again) != 1 || !strings.Contains(again[0], "offline_for=") || !strings.Contains(again[0], "probes_failed=") {
+		t.Errorf("recovery logged as %q", again)
+	}
+	if st := runCLI(t, "status", "--addr", d.base); strings.Contains(st, "last error") {
+		t.Errorf("status once the upstream is back still shows the last error:\n%s", st)
+	}
+}
+
+// logLines are the lines of logs holding every one of substrs.
+func logLines(logs string, substrs ...string) []string {
+	var out []string
+	for _, l := range strings.Split(logs, "\n") {
+		ok := l != ""
+		for _, s := range substrs {
+			ok = ok && strings.Contains(l, s)
+		}
+		if ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// runCLI runs a shopbridge command and returns what it printed; its exit
+// status is the caller's to judge from the text (status exits by the OS
+// service's state, which this machine does not have).
+func runCLI(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(binary, args...).CombinedOutput()
+	if _, exited := err.(*exec.ExitError); err != nil && !exited {
+		t.Fatalf("shopbridge %q: %v", args, err)
+	}
+	return string(out)
+}

@@ -47,8 +47,9 @@ func (s *Syncer) call(ctx context.Context, req request, notFound bool, check fun
 	case errors.Is(ctx.Err(), context.Canceled):
 		// The caller gave up (shutdown, a terminal hung up): no verdict.
 	default:
-		s.failed(err)
-		s.log.Warn("upstream call failed", "kind", req.kind, "path", req.path, "err", err)
+		if s.failed(err) {
+			s.log.Warn("upstream call failed", "kind", req.kind, "path", req.path, "err", err)
+		}
 	}
 	return resp, err
 }
@@ -94,7 +95,11 @@ func (s *Syncer) hello(ctx context.Context) error {
 	var system string
 	_, err := s.call(ctx, request{kind: KindHello, method: http.MethodGet, path: "/api/v2/hello"}, false,
 		func(r *response) (err error) {
-			system, err = parseHello(r.body)
+			if system, err = parseHello(r.body); err == nil {
+				s.mu.Lock()
+				s.system = system // before succeeded logs first contact
+				s.mu.Unlock()
+			}
 			return err
 		})
 	if err != nil {
@@ -171,7 +176,7 @@ func (s *Syncer) pull(ctx context.Context) error {
 	today, err := s.list(ctx, url.Values{"date": {"today"}})
 	if err != nil {
 		errs = append(errs, err)
-	} else if more, err := s.st.ApplyList(today, storage.ListPartial, at); err != nil {
+	} else if more, err := s.st.ApplyList(notIn(today, all), storage.ListPartial, at); err != nil {
 		s.log.Error("store the upstream list of today", "err", err)
 		errs = append(errs, err)
 	} else {
@@ -265,6 +270,25 @@ func (s *Syncer) storeBill(ctx context.Context, id string) error {
 	}
 	s.m.billsFetched.Add(1)
 	return nil
+}
+
+// notIn returns the summaries of part whose bill all does not carry. When
+// the no-parameter list and list?date=today of one pull both carry a bill,
+// the no-parameter entry's bytes are the ones kept, even if the two differ:
+// that list is what /api/v2/list serves, and applying both would swap the
+// stored bytes twice and fetch the bill again on every pull.
+func notIn(part, all []shopbridge.BillSummary) []shopbridge.BillSummary {
+	in := make(map[string]bool, len(all))
+	for _, sum := range all {
+		in[sum.ID] = true
+	}
+	out := make([]shopbridge.BillSummary, 0, len(part))
+	for _, sum := range part {
+		if !in[sum.ID] {
+			out = append(out, sum)
+		}
+	}
+	return out
 }
 
 func dedupe(ids []string) []string {

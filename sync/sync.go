@@ -37,6 +37,9 @@ type Config struct {
 	MaxBody int64
 	// FetchWorkers is how many bills are fetched together; default 8.
 	FetchWorkers int
+	// OutageSummaryEvery is how often an outage is summed up in the log
+	// (probes are not logged one by one); default 5 min.
+	OutageSummaryEvery time.Duration
 }
 
 // Status is the syncer's state for admin/api/status.
@@ -47,7 +50,7 @@ type Status struct {
 	LastPullAt    time.Time `json:"last_pull_at,omitzero"`
 	LastPushAt    time.Time `json:"last_push_at,omitzero"`
 	LastHelloAt   time.Time `json:"last_hello_at,omitzero"`
-	LastError     string    `json:"last_error,omitempty"`
+	LastError     string    `json:"last_error,omitempty"` // while the upstream fails; gone once it answers again
 	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
 	InFlight      int       `json:"in_flight"`
 	Pending       int       `json:"pending"` // receipts loaded for pushing, not yet in flight
@@ -71,6 +74,10 @@ type Syncer struct {
 	lastErr     string
 	lastErrAt   time.Time
 	stateChange chan struct{} // closed and replaced on every online/offline change
+	everOnline  bool          // the first success is first contact, not a recovery
+	outageFails int           // failures while offline, for the outage summary
+	outageLog   time.Time     // when the outage was last logged
+	system      string        // the system of the last hello, for the log
 
 	inFlight atomic.Int64
 	pending  atomic.Int64
@@ -103,6 +110,9 @@ func New(cfg Config, st *storage.Store) *Syncer {
 	}
 	if cfg.FetchWorkers <= 0 {
 		cfg.FetchWorkers = DefaultFetchWorkers
+	}
+	if cfg.OutageSummaryEvery <= 0 {
+		cfg.OutageSummaryEvery = DefaultOutageSummaryEvery
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -194,48 +204,84 @@ func (s *Syncer) Status() Status {
 // offlineAfter is how many consecutive failures make the upstream offline.
 const offlineAfter = 2
 
-// succeeded records an answer that shows the upstream works.
+// DefaultOutageSummaryEvery is how often the log sums up an outage.
+const DefaultOutageSummaryEvery = 5 * time.Minute
+
+// succeeded records an answer that shows the upstream works; the last
+// error is no longer news.
 func (s *Syncer) succeeded() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fails = 0
+	s.lastErr, s.lastErrAt = "", time.Time{}
 	if !s.online {
 		s.setStateLocked(true, "")
 	}
 }
 
 // failed records a failed exchange; the second in a row makes the upstream
-// offline.
-func (s *Syncer) failed(err error) {
+// offline. It reports whether the caller should log the failure: while
+// online, yes; while offline (probes, and at start until first contact) the
+// log gets one line when the outage begins and a summary every
+// OutageSummaryEvery instead of a line per probe.
+func (s *Syncer) failed(err error) (logIt bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
 	s.fails++
-	s.lastErr, s.lastErrAt = err.Error(), time.Now()
-	if s.online && s.fails >= offlineAfter {
-		s.setStateLocked(false, err.Error())
+	s.lastErr, s.lastErrAt = err.Error(), now
+	if !s.online {
+		s.outageFails++
 	}
+	switch {
+	case s.online && s.fails >= offlineAfter:
+		s.setStateLocked(false, err.Error()) // logs the error with the change
+	case s.online:
+		return true
+	case !s.everOnline && s.outageFails == 1:
+		s.outageLog = now
+		s.log.Warn("upstream not reachable yet", "upstream", s.client.redacted(), "err", err)
+	case now.Sub(s.outageLog) >= s.cfg.OutageSummaryEvery:
+		s.outageLog = now
+		s.log.Warn("upstream still offline", "upstream", s.client.redacted(), "since", s.since.Format(time.RFC3339),
+			"probes_failed", s.outageFails, "err", err)
+	}
+	return false
 }
 
 // setStateLocked switches the state, journals and logs it and wakes
 // whoever waits on a change. s.mu is held.
 func (s *Syncer) setStateLocked(online bool, reason string) {
 	now := time.Now()
-	from, to := shopbridge.UpstreamOffline, shopbridge.UpstreamOnline
-	if !online {
-		from, to = to, from
-	}
 	was := now.Sub(s.since).Round(time.Millisecond)
+	probes := s.outageFails
+	first := online && !s.everOnline
 	s.online, s.since = online, now
+	s.outageFails, s.outageLog = 0, now
+	if online {
+		s.everOnline = true
+	}
 	s.m.stateChanges.Add(1)
 	close(s.stateChange)
 	s.stateChange = make(chan struct{})
-	note := fmt.Sprintf("%s -> %s after %v", from, to, was)
-	if reason != "" {
-		note += ": " + reason
-	}
-	if online {
-		s.log.Info("upstream online", "upstream", s.client.redacted(), "offline_for", was)
-	} else {
+	var note string
+	switch {
+	case first:
+		// First contact is not a recovery: there was no outage to time,
+		// unless the upstream did not answer at start.
+		system := s.system
+		note = fmt.Sprintf("online: first contact, system %q", system)
+		attrs := []any{"upstream", s.client.redacted(), "system", system}
+		if probes > 0 {
+			note += fmt.Sprintf(", after %v unreachable (%d probes failed)", was, probes)
+			attrs = append(attrs, "unreachable_for", was, "probes_failed", probes)
+		}
+		s.log.Info("upstream online", attrs...)
+	case online:
+		note = fmt.Sprintf("offline -> online after %v (%d probes failed)", was, probes)
+		s.log.Info("upstream online again", "upstream", s.client.redacted(), "offline_for", was, "probes_failed", probes)
+	default:
+		note = fmt.Sprintf("online -> offline after %v: %s", was, reason)
 		s.log.Warn("upstream offline", "upstream", s.client.redacted(), "online_for", was, "err", reason)
 	}
 	if s.cfg.Journal != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,16 +13,39 @@ import (
 	"github.com/shopbridge/shopbridge/daemon"
 )
 
-// daemonURL is the base URL of the running daemon for operator commands: the
-// --addr flag, else SHOPBRIDGE_ADDR, else the loopback side of the listen
-// address the daemon would use (flag, env, config file, default).
-func daemonURL(addr string) string {
+// daemonFlags are the flags of the operator commands that find the running
+// daemon: --addr, else SHOPBRIDGE_ADDR, else the loopback side of the listen
+// address run would use (its --config, SHOPBRIDGE_* and config file).
+type daemonFlags struct{ addr, config *string }
+
+func (c *cmdFlags) daemonFlags() daemonFlags {
+	return daemonFlags{
+		addr: c.String("addr", "", "where the daemon answers, `HOST:PORT` or a URL "+
+			"(default: SHOPBRIDGE_ADDR, else the loopback side of the config's listen, 127.0.0.1:8480)"),
+		config: c.String("config", "", "the `PATH` of the config file run reads, for the daemon's listen address "+
+			"(default: SHOPBRIDGE_CONFIG, else "+daemon.DefaultConfigFile()+")"),
+	}
+}
+
+// runConfig is the configuration run would use with this --config and the
+// extra run flags given.
+func (d daemonFlags) runConfig(extra ...string) (daemon.Config, error) {
+	var args []string
+	if *d.config != "" {
+		args = append(args, "--config", *d.config)
+	}
+	return daemon.ParseRunArgs(append(args, extra...))
+}
+
+// url is the base URL of the running daemon.
+func (d daemonFlags) url() string {
+	addr := *d.addr
 	if addr == "" {
 		addr = os.Getenv("SHOPBRIDGE_ADDR")
 	}
 	if addr == "" {
 		listen := ":8480"
-		if cfg, err := daemon.ParseRunArgs(nil); err == nil {
+		if cfg, err := d.runConfig(); err == nil {
 			listen = cfg.Listen
 		}
 		return loopbackURL(listen)
@@ -65,7 +87,7 @@ func adminDo(method, base, path string, timeout time.Duration) (*http.Response, 
 	}
 	resp, err := (&http.Client{Timeout: timeout}).Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the daemon at %s: %w (is it running? see --addr)", base, err)
+		return nil, &unreachableError{base: base, err: err}
 	}
 	if resp.StatusCode == http.StatusOK {
 		return resp, nil
@@ -83,6 +105,15 @@ func adminDo(method, base, path string, timeout time.Duration) (*http.Response, 
 	return nil, fmt.Errorf("%s %s%s: %s: %s", method, base, path, resp.Status, strings.TrimSpace(string(b)))
 }
 
-func addrFlag(fs *flag.FlagSet) *string {
-	return fs.String("addr", "", "daemon address (default: from the config, 127.0.0.1:8480)")
+// unreachableError is no answer at all from the daemon: it does not run, or
+// not at that address.
+type unreachableError struct {
+	base string
+	err  error
 }
+
+func (e *unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the daemon at %s: %v (is it running? see --addr)", e.base, e.err)
+}
+
+func (e *unreachableError) Unwrap() error { return e.err }

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,56 +14,37 @@ import (
 func init() {
 	register(&command{
 		name:  "crmsim",
-		usage: "runs a simulated upstream CRM API (for tests, benchmarks and demos)",
+		usage: "run a simulated upstream CRM API (for tests, benchmarks and demos)",
 		run:   runCRMSim,
 	})
 }
 
-const crmsimUsage = `usage: shopbridge crmsim [flags]
-
-Runs a simulator of the cloud CRM integration API in the foreground until
-SIGINT/SIGTERM. At start it prints one line:
+const crmsimAbout = `Runs a simulator of the cloud CRM integration API in the foreground until
+SIGINT/SIGTERM, for tests, benchmarks and demos. At start it prints one line:
 
   crmsim api=http://HOST:PORT control=http://HOST:PORT bills=N
 
-flags:
-  --listen ADDR     API address (default 127.0.0.1:8481; :0 picks a port)
-  --control ADDR    control address, "" for none (default 127.0.0.1:8482)
-  --data FILE       data file {"system": S, "bills": [...], "list": [...]}
-                    (default: the built-in bills from the seed journal)
-  --bills N         serve N generated bills instead (e.g. 1000 for benchmarks)
-  --latency D       base latency of every call, e.g. 50ms (default 0)
-  --token T         require "Authorization: Bearer T" on /api/v2 calls
-  --timezone NAME   time zone of list?date=today (default the OS zone)
-  --settle          a delivered SELL receipt (FullSettlement or no method)
-                    drops its bill from the lists, a PAYBACK lists it again
-`
+Faults are set through the control listener (see the README).`
 
 func runCRMSim(args []string) int {
-	fs := flag.NewFlagSet("crmsim", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	listen := fs.String("listen", "127.0.0.1:8481", "")
-	control := fs.String("control", "127.0.0.1:8482", "")
-	dataFile := fs.String("data", "", "")
-	bills := fs.Int("bills", 0, "")
-	latency := fs.Duration("latency", 0, "")
-	token := fs.String("token", "", "")
-	timezone := fs.String("timezone", "", "")
-	settle := fs.Bool("settle", false, "")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(os.Stderr, crmsimUsage)
-			return 0
-		}
-		fmt.Fprintf(os.Stderr, "shopbridge crmsim: %v\n", err)
-		return 2
+	c := newFlags("crmsim", "", crmsimAbout)
+	listen := c.String("listen", "127.0.0.1:8481", "`ADDR` of the API; :0 picks a port")
+	control := c.String("control", "127.0.0.1:8482", "`ADDR` of the control listener, \"\" for none")
+	dataFile := c.String("data", "", "serve the data `FILE` {\"system\": S, \"bills\": [...], \"list\": [...]} (default: the bills of the seed journal)")
+	bills := c.Int("bills", 0, "serve `N` generated bills instead (e.g. 1000 for benchmarks)")
+	latency := c.Duration("latency", 0, "base latency of every call, e.g. 50ms")
+	token := c.String("token", "", "require \"Authorization: Bearer `T`\" on /api/v2 calls")
+	timezone := c.String("timezone", "", "time zone `NAME` of list?date=today (default: the OS zone)")
+	settle := c.Bool("settle", false, "a delivered SELL receipt (FullSettlement or no method) drops its bill from the lists, a PAYBACK lists it again")
+	if ok, code := c.parse(args); !ok {
+		return code
 	}
 	bad := func(format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "shopbridge crmsim: "+format+"\n", a...)
 		return 2
 	}
-	if fs.NArg() > 0 {
-		return bad("unexpected argument %q", fs.Arg(0))
+	if len(c.positional()) > 0 {
+		return c.fail("unexpected argument %q", c.positional()[0])
 	}
 	if *latency < 0 {
 		return bad("invalid value %q for flag --latency: negative", latency.String())

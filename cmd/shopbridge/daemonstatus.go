@@ -44,13 +44,17 @@ func writeDaemonStatus(w io.Writer, st *api.Status, now time.Time) {
 		fmt.Fprintf(w, "upstream:   %s\n", line)
 		fmt.Fprintf(w, "last pull:  %s\n", whenPtr(st.LastPullAt, now, "never"))
 		fmt.Fprintf(w, "last push:  %s\n", whenPtr(st.LastPushAt, now, "never"))
-		if st.LastError != "" {
-			fmt.Fprintf(w, "last error: %s\n", oneLine(st.LastError, 200))
+		if lastErrorRelevant(st) {
+			fmt.Fprintf(w, "last error: %s, %s\n", whenPtr(st.LastErrorAt, now, "at an unknown time"), oneLine(st.LastError, 200))
 		}
 	}
-	if st.Outbox == 0 {
+	switch {
+	case st.Outbox == 0:
 		fmt.Fprintln(w, "outbox:     empty")
-	} else {
+	case st.Upstream == "" || st.Upstream == "none":
+		fmt.Fprintf(w, "outbox:     %d receipt(s) waiting, oldest received %s; they stay until an upstream is configured (--upstream)\n",
+			st.Outbox, whenPtr(st.OutboxOldest, now, "?"))
+	default:
 		fmt.Fprintf(w, "outbox:     %d receipt(s) waiting, oldest received %s\n", st.Outbox, whenPtr(st.OutboxOldest, now, "?"))
 	}
 	if st.Parked == 0 && len(st.ParkedList) == 0 {
@@ -66,6 +70,19 @@ func writeDaemonStatus(w io.Writer, st *api.Status, now time.Time) {
 		fmt.Fprintf(w, "  %s  bill %s  received %s  attempts %d\n", p.EventID, bill, when(p.ReceivedAt, now), p.Attempts)
 		fmt.Fprintf(w, "    answer: %s\n", oneLine(p.Answer, 300))
 	}
+}
+
+// lastErrorRelevant: the daemon drops its last error once the upstream
+// answers again; an error from before the upstream came back online is old
+// news all the same.
+func lastErrorRelevant(st *api.Status) bool {
+	if st.LastError == "" {
+		return false
+	}
+	if st.Upstream == "online" && st.LastErrorAt != nil && st.UpstreamSince != nil {
+		return !st.LastErrorAt.Before(*st.UpstreamSince)
+	}
+	return true
 }
 
 // when prints a time in the local zone with how long ago it was.

@@ -14,7 +14,7 @@ func TestPrintDaemonStatus(t *testing.T) {
 	now := time.Now()
 	doc := map[string]any{
 		"upstream": "offline", "upstream_url": "http://crm.example", "upstream_since": now.Add(-90 * time.Second),
-		"last_pull_at": now.Add(-2 * time.Minute), "last_push_at": nil, "last_error": "GET /api/v2/list: no answer within 5s",
+		"last_pull_at": now.Add(-2 * time.Minute), "last_push_at": nil, "last_error": "GET /api/v2/list: no answer within 5s", "last_error_at": now.Add(-10 * time.Second),
 		"outbox": 3, "outbox_oldest": now.Add(-5 * time.Minute), "parked": 1,
 		"parked_receipts": []map[string]any{{"event_id": "evt-9", "bill_id": "206929", "received_at": now.Add(-time.Hour),
 			"attempts": 2, "answer": "HTTP 400: {\"errors\":[{\"code\":2001,\"reason\":\"bad\"}]}"}},
@@ -36,7 +36,7 @@ func TestPrintDaemonStatus(t *testing.T) {
 	}
 	out := buf.String()
 	for _, want := range []string{"upstream:   offline since", "(1m30s ago)", "http://crm.example", "last pull:", "(2m0s ago)",
-		"last push:  never", "last error: GET /api/v2/list", "outbox:     3 receipt(s) waiting", "(5m0s ago)",
+		"last push:  never", "(10s ago), GET /api/v2/list: no answer within 5s", "outbox:     3 receipt(s) waiting", "(5m0s ago)",
 		"parked:     1 receipt(s)", "evt-9  bill 206929", "attempts 2", `answer: HTTP 400: {"errors"`, "shopbridge outbox retry"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
@@ -46,6 +46,16 @@ func TestPrintDaemonStatus(t *testing.T) {
 		t.Errorf("Authorization = %q, want the admin token", gotAuth)
 	}
 
+	// Back online: an error from before is not shown.
+	doc["upstream"], doc["upstream_since"], doc["last_error_at"] = "online", now.Add(-5*time.Second), now.Add(-time.Minute)
+	buf.Reset()
+	if err := printDaemonStatus(&buf, srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "last error") || !strings.Contains(buf.String(), "upstream:   online since") {
+		t.Errorf("online again, the old error still shows:\n%s", buf.String())
+	}
+
 	doc = map[string]any{"upstream": "none", "outbox": 0, "parked": 0, "parked_receipts": []any{}}
 	buf.Reset()
 	if err := printDaemonStatus(&buf, srv.URL); err != nil {
@@ -53,6 +63,14 @@ func TestPrintDaemonStatus(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "standalone") || !strings.Contains(buf.String(), "outbox:     empty") {
 		t.Errorf("standalone status:\n%s", buf.String())
+	}
+	doc["outbox"] = 2
+	buf.Reset()
+	if err := printDaemonStatus(&buf, srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "2 receipt(s) waiting") || !strings.Contains(buf.String(), "stay until an upstream is configured") {
+		t.Errorf("standalone status with receipts waiting does not say they stay:\n%s", buf.String())
 	}
 	srv.Close()
 	if err := printDaemonStatus(&buf, srv.URL); err == nil || !strings.Contains(err.Error(), "cannot reach") {

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,28 +27,20 @@ func init() {
 // it browses exactly as a register does and calls hello on what it finds.
 // Exit 0 when at least one instance answered hello, 1 otherwise.
 func runDiscover(args []string) int {
-	fs := flag.NewFlagSet("discover", flag.ContinueOnError)
-	fs.SetOutput(os.Stderr)
-	timeout := fs.Duration("timeout", 3*time.Second, "how long to listen for answers")
-	asJSON := fs.Bool("json", false, "print the instances as a JSON array")
-	ifaces := fs.String("mdns-iface", "", "comma-separated interfaces to browse on (default: the LAN interfaces)")
-	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: shopbridge discover [--timeout 3s] [--json] [--mdns-iface a,b]")
-		fs.PrintDefaults()
+	c := newFlags("discover", "", `Browses the LAN for shopbridge daemons over mDNS/DNS-SD, exactly as a
+register does, and checks each with hello. Exit status 0 when at least one
+answered hello, 1 otherwise.`)
+	timeout := c.Duration("timeout", 3*time.Second, "how long to listen for answers")
+	asJSON := c.Bool("json", false, "print the instances as a JSON array")
+	ifaces := c.String("mdns-iface", "", "interfaces `A,B` to browse on (default: the LAN interfaces)")
+	if ok, code := c.parse(args); !ok {
+		return code
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "shopbridge discover: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if len(c.positional()) > 0 {
+		return c.fail("unexpected argument %q", c.positional()[0])
 	}
 	if *timeout <= 0 {
-		fmt.Fprintf(os.Stderr, "shopbridge discover: --timeout %v: must be positive\n", *timeout)
-		return 2
+		return c.fail("--timeout %v: must be positive", *timeout)
 	}
 	var names []string
 	for _, n := range strings.Split(*ifaces, ",") {

@@ -1,10 +1,7 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,65 +11,47 @@ import (
 func init() {
 	register(&command{
 		name:  "outbox",
-		usage: "operate on the receipt outbox: retry EVENT_ID re-queues a parked receipt [--addr URL]",
+		usage: "operate on the receipt outbox: retry EVENT_ID re-queues a parked receipt",
 		run:   cmdOutbox,
 	})
 }
 
-const outboxUsage = `usage: shopbridge outbox retry EVENT_ID [--addr URL]
-
-Puts a receipt the upstream refused (parked) back into the outbox at its old
+const outboxRetryAbout = `Puts a receipt the upstream refused (parked) back into the outbox at its old
 place; the running daemon sends it again. "shopbridge status" lists parked
-receipts with the upstream's answer.
+receipts with the upstream's answer. SHOPBRIDGE_ADMIN_TOKEN, when set, is
+sent as a Bearer token.`
 
-flags:
-  --addr URL   the daemon (default: from the config, http://127.0.0.1:8480);
-               SHOPBRIDGE_ADMIN_TOKEN, when set, is sent as a Bearer token
-`
+func newOutboxRetryFlags() (*cmdFlags, daemonFlags) {
+	c := newFlags("outbox retry", "EVENT_ID", outboxRetryAbout)
+	return c, c.daemonFlags()
+}
 
 func cmdOutbox(args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(os.Stderr, outboxUsage)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+	if len(args) == 0 {
+		return usageFail("outbox", "want an action: retry EVENT_ID")
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		c, _ := newOutboxRetryFlags()
+		c.help(os.Stdout)
+		return 0
 	case "retry":
 		return cmdOutboxRetry(args[1:])
 	default:
-		fmt.Fprintf(os.Stderr, "shopbridge outbox: unknown action %q (want retry)\n", args[0])
-		return 2
+		return usageFail("outbox", fmt.Sprintf("unknown action %q, want retry", args[0]))
 	}
 }
 
 func cmdOutboxRetry(args []string) int {
-	fs := flag.NewFlagSet("outbox retry", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	addr := addrFlag(fs)
-	// Flags may come before or after the event id.
-	var ids []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(os.Stderr, outboxUsage)
-				return 0
-			}
-			fmt.Fprintf(os.Stderr, "shopbridge outbox retry: %v\n", err)
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		ids = append(ids, fs.Arg(0))
-		args = fs.Args()[1:]
+	c, d := newOutboxRetryFlags()
+	if ok, code := c.parse(args); !ok {
+		return code
 	}
+	ids := c.positional()
 	if len(ids) != 1 || ids[0] == "" {
-		fmt.Fprintln(os.Stderr, "shopbridge outbox retry: want exactly one EVENT_ID (see shopbridge status)")
-		return 2
+		return c.fail("want exactly one EVENT_ID, as shopbridge status lists them")
 	}
-	base := daemonURL(*addr)
+	base := d.url()
 	if err := retryParked(base, ids[0]); err != nil {
 		fmt.Fprintf(os.Stderr, "shopbridge outbox retry: %v\n", err)
 		return 1

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,16 +22,13 @@ func init() {
 }
 
 func runCmd(args []string) int {
-	for _, a := range args {
-		if a == "-h" || a == "--help" || a == "-help" {
-			daemon.RunUsage(os.Stdout)
-			return 0
-		}
-	}
 	cfg, err := daemon.ParseRunArgs(args)
+	if errors.Is(err, flag.ErrHelp) {
+		runHelp("run", "", runAbout).help(os.Stdout)
+		return 0
+	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "shopbridge run: %v\n", err)
-		return 2
+		return runUsageError("run", err)
 	}
 	logger := newLogger(cfg.LogLevel)
 	if cfg.Service {
@@ -55,15 +53,19 @@ func runCmd(args []string) int {
 	if cfg.Service {
 		return runService(d)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	if err := d.Open(ctx); err != nil {
 		fmt.Fprintf(os.Stderr, "shopbridge run: %v\n", err)
 		return 1
 	}
 	select {
-	case <-ctx.Done():
-		logger.Info("stopping", "signal", "received")
+	case s := <-sig:
+		logger.Info("stopping", "signal", signalName(s))
+		cancel()
 	case err := <-d.Done():
 		if err != nil && !errors.Is(err, context.Canceled) {
 			logger.Error("server failed", "err", err)
@@ -77,6 +79,44 @@ func runCmd(args []string) int {
 	}
 	logger.Info("stopped")
 	return 0
+}
+
+const runAbout = `Runs the daemon in the foreground until SIGINT or SIGTERM; the service runs
+this with --service. Each flag is also the environment variable
+SHOPBRIDGE_<NAME> (upper case, - as _) and a key of the TOML config file;
+a flag beats the environment, which beats the file, which beats the default.`
+
+// runHelp is the help of a command that takes the flags of run.
+func runHelp(cmd, args, about string) *cmdFlags {
+	c := newFlags(cmd, args, about)
+	c.more, c.moreTitle = daemon.RunFlags(), "Flags:"
+	if cmd != "run" {
+		c.moreTitle = "Flags of shopbridge run, kept for the service:"
+	}
+	return c
+}
+
+// runUsageError reports a bad run flag, environment variable or config
+// file in one line and returns exit code 2.
+func runUsageError(cmd string, err error) int {
+	var ue *daemon.UsageError
+	if errors.As(err, &ue) && ue.Syntax() {
+		return usageFail(cmd, err.Error())
+	}
+	fmt.Fprintf(os.Stderr, "shopbridge %s: %v\n", cmd, err)
+	return 2
+}
+
+// signalName is a signal as an operator knows it: SIGTERM from systemctl
+// or kill, SIGINT from Ctrl-C.
+func signalName(s os.Signal) string {
+	switch s {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
 }
 
 func logLevel(level string) slog.Level {

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -28,14 +27,19 @@ const (
 )
 
 func init() {
-	register(&command{name: "install", usage: "install the OS service running \"run\" with the given run flags ([--no-start] [run flags])", run: cmdInstall})
-	register(&command{name: "uninstall", usage: "remove the OS service; refuses while receipts wait in the outbox ([--force])", run: cmdUninstall})
-	register(&command{name: "start", usage: "start the OS service", run: controlCmd("start", service.Start)})
-	register(&command{name: "stop", usage: "stop the OS service", run: controlCmd("stop", service.Stop)})
-	register(&command{name: "restart", usage: "restart the OS service", run: controlCmd("restart", service.Restart)})
-	register(&command{name: "status", usage: "print running, stopped or not installed (exit 0, 3, 4)", run: cmdStatus})
+	register(&command{name: "install", usage: "install the OS service running \"run\" with the given run flags", run: cmdInstall})
+	register(&command{name: "uninstall", usage: "remove the OS service; refuses while receipts wait in the outbox", run: cmdUninstall})
+	register(&command{name: "start", usage: "start the OS service", run: controlCmd("start", "Starts the installed service.", service.Start)})
+	register(&command{name: "stop", usage: "stop the OS service", run: controlCmd("stop", "Stops the service; receipts in the outbox stay on disk.", service.Stop)})
+	register(&command{name: "restart", usage: "restart the OS service (after editing the config file)", run: controlCmd("restart", "Restarts the service, e.g. after editing its config file.", service.Restart)})
+	register(&command{name: "status", usage: "print the service state and the daemon's sync state (exit 0 running, 3 stopped, 4 not installed)", run: cmdStatus})
 	register(&command{name: "service-hook", usage: "setup|teardown: used by the Windows installer", run: cmdServiceHook})
 }
+
+const installAbout = `Installs the OS service (systemd on Linux, the service control manager on
+Windows) that runs "shopbridge run --service" with the run flags given here,
+and starts it unless --no-start. Relative --config and --data paths are made
+absolute.`
 
 func cmdInstall(args []string) int {
 	start := true
@@ -46,6 +50,11 @@ func cmdInstall(args []string) int {
 			start = false
 		case service.ServiceFlag, "-service":
 			// added by install itself
+		case "-h", "-help", "--help":
+			c := runHelp("install", "", installAbout)
+			c.Bool("no-start", false, "install only; start it later with shopbridge start")
+			c.help(os.Stdout)
+			return 0
 		default:
 			runArgs = append(runArgs, a)
 		}
@@ -57,8 +66,7 @@ func cmdInstall(args []string) int {
 	}
 	cfg, err := daemon.ParseRunArgs(runArgs)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "shopbridge install: %v\n", err)
-		return 2
+		return runUsageError("install", err)
 	}
 	port, err := listenPort(cfg.Listen)
 	if err != nil {
@@ -120,15 +128,18 @@ func listenPort(listen string) (int, error) {
 	return strconv.Atoi(p)
 }
 
+const uninstallAbout = `Stops and removes the OS service; the data directory stays. Refuses while
+receipts wait in the outbox (they have not reached the upstream yet): it asks
+the running daemon, or reads the stopped service's store.`
+
 func cmdUninstall(args []string) int {
-	fs := flag.NewFlagSet("uninstall", flag.ContinueOnError)
-	force := fs.Bool("force", false, "uninstall even while receipts wait in the outbox (the data directory is kept)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	c := newFlags("uninstall", "", uninstallAbout)
+	force := c.Bool("force", false, "uninstall even while receipts wait in the outbox (they stay in the data directory)")
+	if ok, code := c.parse(args); !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "shopbridge uninstall: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	if len(c.positional()) > 0 {
+		return c.fail("unexpected argument %q", c.positional()[0])
 	}
 	st, err := service.Status()
 	if err != nil {
@@ -215,11 +226,10 @@ func outboxFromDaemon(base string) (int, error) {
 	return *st.Outbox, nil
 }
 
-func controlCmd(name string, f func() error) func([]string) int {
+func controlCmd(name, about string, f func() error) func([]string) int {
 	return func(args []string) int {
-		if len(args) > 0 {
-			fmt.Fprintf(os.Stderr, "shopbridge %s: takes no arguments\n", name)
-			return 2
+		if ok, code := noFlags(name, about, args); !ok {
+			return code
 		}
 		if err := f(); err != nil {
 			fmt.Fprintf(os.Stderr, "shopbridge %s: %v\n", name, err)
@@ -229,15 +239,19 @@ func controlCmd(name string, f func() error) func([]string) int {
 	}
 }
 
+const statusAbout = `Prints the state of the OS service, then the running daemon's own: upstream
+online or offline and since when, the last pull and push, the outbox and
+receipts the upstream refused (parked). Exit status: 0 running, 3 stopped,
+4 not installed, 1 when the service manager cannot tell.`
+
 func cmdStatus(args []string) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	addr := addrFlag(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	c := newFlags("status", "", statusAbout)
+	d := c.daemonFlags()
+	if ok, code := c.parse(args); !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "shopbridge status: takes no arguments")
-		return 2
+	if len(c.positional()) > 0 {
+		return c.fail("unexpected argument %q", c.positional()[0])
 	}
 	st, serr := service.Status()
 	if serr != nil {
@@ -249,7 +263,7 @@ func cmdStatus(args []string) int {
 	}
 	// The daemon itself answers whether it runs as a service or in the
 	// foreground: upstream, outbox, parked receipts.
-	base := daemonURL(*addr)
+	base := d.url()
 	if err := printDaemonStatus(os.Stdout, base); err != nil {
 		fmt.Printf("daemon: %v\n", err)
 	}
@@ -270,11 +284,14 @@ func cmdStatus(args []string) int {
 // Windows installer registers: recovery actions, delayed start, the Event
 // Log source and the firewall rules.
 func cmdServiceHook(args []string) int {
-	if len(args) != 1 {
-		fmt.Fprintln(os.Stderr, "usage: shopbridge service-hook setup|teardown")
-		return 2
+	c := newFlags("service-hook", "setup|teardown", "Finishes (setup) or undoes (teardown) the service the Windows installer\nregisters: recovery actions, delayed start, the Event Log source and the\nfirewall rules. The .msi runs it; there is no need to run it by hand.")
+	if ok, code := c.parse(args); !ok {
+		return code
 	}
-	switch args[0] {
+	if len(c.positional()) != 1 {
+		return c.fail("want one action, setup or teardown")
+	}
+	switch action := c.positional()[0]; action {
 	case "setup":
 		port := 8480
 		if runArgs, err := service.InstalledArgs(); err == nil {
@@ -294,8 +311,7 @@ func cmdServiceHook(args []string) int {
 			return 1
 		}
 	default:
-		fmt.Fprintf(os.Stderr, "shopbridge service-hook: unknown action %q (setup or teardown)\n", args[0])
-		return 2
+		return c.fail("unknown action %q, want setup or teardown", action)
 	}
 	return 0
 }

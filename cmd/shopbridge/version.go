@@ -8,7 +8,10 @@ import (
 )
 
 func init() {
-	register(&command{name: "version", usage: "print version, commit and build date", run: func([]string) int {
+	register(&command{name: "version", usage: "print version, commit and build date", run: func(args []string) int {
+		if ok, code := noFlags("version", "Prints the version, commit and build date of this binary.", args); !ok {
+			return code
+		}
 		fmt.Printf("shopbridge %s (commit %s, built %s, %s/%s)\n", shopbridge.Version, shopbridge.Commit, shopbridge.BuildDate, runtime.GOOS, runtime.GOARCH)
 		return 0
 	}})

@@ -101,6 +101,11 @@ func (s *Store) AcceptReceipt(r *shopbridge.Receipt) (dup bool, err error) {
 		if err := tx.Bucket(bucketOutbox).Put(seqKey(seq), []byte(r.EventID)); err != nil {
 			return err
 		}
+		if r.BillID != "" {
+			if err := tx.Bucket(bucketReceiptsByBill).Put(billReceiptKey(r.BillID, seq), []byte(r.EventID)); err != nil {
+				return err
+			}
+		}
 		if err := addCount(tx, keyReceipts, 1); err != nil {
 			return err
 		}

@@ -25,7 +25,7 @@ import (
 // SchemaVersion is the layout this build writes. A store with a higher
 // version was written by a newer shopbridge and is refused; a lower one is
 // migrated at open.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // schemaOverride, set at link time (-ldflags -X
 // github.com/shopbridge/shopbridge/storage.schemaOverride=3), makes a build
@@ -59,9 +59,11 @@ var (
 	bucketJournal   = []byte("journal")  // seq -> entry
 	bucketTerminals = []byte("terminals")
 	bucketPaidTwice = []byte("bills.paid2") // id -> nil
+	// bill id \x00 receipt seq -> event id: the receipts naming a bill
+	bucketReceiptsByBill = []byte("receipts.bill")
 
 	allBuckets = [][]byte{bucketMeta, bucketBills, bucketByNumber, bucketByDate, bucketOpen, bucketListed,
-		bucketFresh, bucketReceipts, bucketOutbox, bucketParked, bucketJournal, bucketTerminals, bucketPaidTwice}
+		bucketFresh, bucketReceipts, bucketOutbox, bucketParked, bucketJournal, bucketTerminals, bucketPaidTwice, bucketReceiptsByBill}
 
 	keySchema       = []byte("schema")
 	keyInstanceID   = []byte("instance_id")
@@ -248,6 +250,21 @@ var migrations = map[int]func(tx *bolt.Tx) error{
 				return paid.Put(k, nil)
 			}
 			return nil
+		})
+	},
+	// Schema 4 indexes receipts by the bill they name, for the console's
+	// bill page; the bucket is created above, the index filled here.
+	3: func(tx *bolt.Tx) error {
+		idx := tx.Bucket(bucketReceiptsByBill)
+		return tx.Bucket(bucketReceipts).ForEach(func(k, v []byte) error {
+			r, err := decodeReceipt(string(k), v)
+			if err != nil {
+				return err
+			}
+			if r.BillID == "" {
+				return nil
+			}
+			return idx.Put(billReceiptKey(r.BillID, r.Seq), k)
 		})
 	},
 }

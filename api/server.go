@@ -62,6 +62,7 @@ type Server struct {
 	logger  *slog.Logger
 	router  *httprouter.Router
 	metrics *metrics
+	auth    *consoleAuth
 	bufs    sync.Pool
 	states  sync.Pool
 }
@@ -80,7 +81,7 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger.With("part", "http"), metrics: newMetrics()}
+	s := &Server{cfg: cfg, logger: cfg.Logger.With("part", "http"), metrics: newMetrics(), auth: newConsoleAuth(cfg.AdminToken, cfg.Now)}
 	s.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	s.states.New = func() any { return new(requestState) }
 	r := httprouter.New()
@@ -100,6 +101,7 @@ func New(cfg Config) *Server {
 	r.GET("/admin/api/journal", s.admin(s.journal))
 	r.GET("/admin/api/backup", s.admin(s.backup))
 	r.POST("/admin/api/outbox/:id/retry", s.admin(s.retry))
+	s.consoleRoutes(r)
 
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		s.fail(w, shopbridge.Errorf(shopbridge.ENOTFOUND, req.URL.Path, "no such route %s", req.URL.Path))
@@ -281,19 +283,14 @@ func (r *recorder) Write(p []byte) (int, error) {
 }
 
 // admin guards operator endpoints: loopback always, others only with the
-// admin token when one is configured.
+// admin token (or a console session) when one is configured; a browser's
+// state-changing requests also need the console's CSRF token
+// (console_auth.go).
 func (s *Server) admin(h httprouter.Handle) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-		a := clientAddr(r)
-		if !a.IsLoopback() {
-			if s.cfg.AdminToken == "" {
-				s.fail(w, shopbridge.Errorf(shopbridge.EFORBIDDEN, "client", "operator endpoints answer loopback only (set --admin-token to allow others)"))
-				return
-			}
-			if !tokenOK(bearer(r), s.cfg.AdminToken) {
-				s.fail(w, shopbridge.Errorf(shopbridge.EUNAUTHORIZED, "Authorization", "missing or wrong admin token"))
-				return
-			}
+		if _, err := s.auth.allow(r); err != nil {
+			s.fail(w, err)
+			return
 		}
 		h(w, r, ps)
 	}

@@ -43,9 +43,10 @@ type JournalPage struct {
 	// when nothing older matches. A page with fewer entries than asked and a
 	// Next ran out of budget, not of entries.
 	Next    uint64
-	Scanned int  // entries looked at
-	Done    bool // every entry the query could match was looked at
-	Total   int  // entries in the journal
+	Scanned int    // entries looked at
+	Done    bool   // every entry the query could match was looked at
+	Total   int    // entries in the journal
+	Newest  uint64 // the newest entry's sequence number: a live tail goes on after it
 }
 
 // journalFilter is a JournalPageQuery prepared for matching raw entries.
@@ -219,6 +220,11 @@ func (s *Store) JournalPage(q JournalPageQuery) (JournalPage, error) {
 	err := s.view(func(tx *bolt.Tx) error {
 		page.Total = int(getInt(tx.Bucket(bucketMeta), keyJournalEntries))
 		c := tx.Bucket(bucketJournal).Cursor()
+		if k, v := c.Last(); k != nil {
+			if n := maxBlockEntries(v); n > 0 {
+				page.Newest = binary.BigEndian.Uint64(k) + uint64(n) - 1
+			}
+		}
 		before := q.Before
 		if before == 0 && !q.Until.IsZero() {
 			before = untilSeq(c, q.Until)

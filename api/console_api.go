@@ -1,0 +1,508 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/shopbridge/shopbridge"
+	"github.com/shopbridge/shopbridge/storage"
+)
+
+// The console's JSON endpoints. Every time goes out twice: as RFC 3339 and
+// formatted in the shop's time zone (--timezone), so that the browser's
+// own zone and clock never change what the operator reads.
+
+// ConsoleTime is a time as the console shows it.
+type ConsoleTime struct {
+	At    time.Time `json:"at"`
+	Local string    `json:"local"` // YYYY-MM-DD HH:MM:SS in the shop's zone
+}
+
+func (s *Server) ctime(t time.Time) *ConsoleTime {
+	if t.IsZero() {
+		return nil
+	}
+	return &ConsoleTime{At: t, Local: t.In(s.cfg.Location).Format("2006-01-02 15:04:05")}
+}
+
+// consoleList bounds the parked receipts and paid-twice bills the overview
+// carries; the bills page has the rest.
+const consoleList = 50
+
+// Overview is the body of admin/api/overview.
+type Overview struct {
+	Now              *ConsoleTime    `json:"now"`
+	Timezone         string          `json:"timezone"`
+	Version          string          `json:"version"`
+	InstanceID       string          `json:"instance_id"`
+	Name             string          `json:"name"`
+	Upstream         string          `json:"upstream"`
+	UpstreamURL      string          `json:"upstream_url,omitempty"`
+	UpstreamSince    *ConsoleTime    `json:"upstream_since"`
+	LastPullAt       *ConsoleTime    `json:"last_pull_at"`
+	LastPushAt       *ConsoleTime    `json:"last_push_at"`
+	LastError        string          `json:"last_error,omitempty"`
+	Bills            int             `json:"bills"`
+	OpenBills        int             `json:"open_bills"`
+	Receipts         int             `json:"receipts"`
+	JournalEntries   int             `json:"journal_entries"`
+	Outbox           int             `json:"outbox"`
+	OutboxOldest     *ConsoleTime    `json:"outbox_oldest"`
+	OutboxOldestAgeS *float64        `json:"outbox_oldest_age_s"`
+	Parked           int             `json:"parked"`
+	ParkedReceipts   []ConsoleParked `json:"parked_receipts"`
+	PaidTwiceCount   int             `json:"paid_twice_count"`
+	PaidTwice        []ConsoleBill   `json:"paid_twice"`
+	Terminals        []ConsoleTerm   `json:"terminals"`
+	MDNS             any             `json:"mdns"`
+}
+
+// ConsoleParked is a receipt the upstream refused.
+type ConsoleParked struct {
+	EventID    string       `json:"event_id"`
+	BillID     string       `json:"bill_id,omitempty"`
+	Type       string       `json:"type,omitempty"`
+	ReceivedAt *ConsoleTime `json:"received_at"`
+	Attempts   int          `json:"attempts"`
+	Answer     string       `json:"answer"`
+}
+
+// ConsoleTerm is a register seen.
+type ConsoleTerm struct {
+	Device   string       `json:"device"`
+	Address  string       `json:"address"`
+	LastSeen *ConsoleTime `json:"last_seen"`
+	LastKind string       `json:"last_kind,omitempty"`
+}
+
+// ConsoleBill is a bill in the console's lists.
+type ConsoleBill struct {
+	ID           string       `json:"id"`
+	Number       string       `json:"number"`
+	Date         string       `json:"date"`
+	Summ         string       `json:"summ"` // the number's text as received
+	CustomerName string       `json:"customername"`
+	State        string       `json:"state"` // open, settled, paid_twice
+	Listed       bool         `json:"listed"`
+	UpdatedAt    *ConsoleTime `json:"updated_at"`
+}
+
+// ConsoleReceipt is one of a bill's receipts with its delivery state.
+type ConsoleReceipt struct {
+	EventID          string       `json:"event_id"`
+	Type             string       `json:"type"`
+	SettlementMethod string       `json:"settlement_method,omitempty"`
+	Device           string       `json:"device,omitempty"`
+	ReceivedAt       *ConsoleTime `json:"received_at"`
+	State            string       `json:"state"`
+	Attempts         int          `json:"attempts"`
+	LastError        string       `json:"last_error,omitempty"`
+	DeliveredAt      *ConsoleTime `json:"delivered_at"`
+}
+
+// statusFields is what the overview takes from the daemon's status.
+type statusFields struct {
+	Version       string     `json:"version"`
+	InstanceID    string     `json:"instance_id"`
+	Name          string     `json:"name"`
+	Upstream      string     `json:"upstream"`
+	UpstreamURL   string     `json:"upstream_url"`
+	UpstreamSince *time.Time `json:"upstream_since"`
+	LastPullAt    *time.Time `json:"last_pull_at"`
+	LastPushAt    *time.Time `json:"last_push_at"`
+	LastError     string     `json:"last_error"`
+	Terminals     []struct {
+		Device   string    `json:"device"`
+		Address  string    `json:"address"`
+		LastSeen time.Time `json:"last_seen"`
+		LastKind string    `json:"last_kind"`
+	} `json:"terminals"`
+	MDNS any `json:"mdns"`
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func (s *Server) consoleOverview(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	now := s.cfg.Now()
+	var st statusFields
+	if s.cfg.Status != nil {
+		b, err := json.Marshal(s.cfg.Status())
+		if err == nil {
+			err = json.Unmarshal(b, &st)
+		}
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+	}
+	if st.Upstream == "" {
+		st.Upstream = shopbridge.UpstreamNone
+	}
+	o := Overview{Now: s.ctime(now), Timezone: s.cfg.Location.String(), Version: st.Version, InstanceID: s.cfg.Store.InstanceID(),
+		Name: st.Name, Upstream: st.Upstream, UpstreamURL: st.UpstreamURL, UpstreamSince: s.ctime(deref(st.UpstreamSince)),
+		LastPullAt: s.ctime(deref(st.LastPullAt)), LastPushAt: s.ctime(deref(st.LastPushAt)), LastError: st.LastError,
+		ParkedReceipts: []ConsoleParked{}, PaidTwice: []ConsoleBill{}, Terminals: []ConsoleTerm{}, MDNS: st.MDNS}
+	if o.Version == "" {
+		o.Version = shopbridge.Version
+	}
+	stats, err := s.cfg.Store.Stats()
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	o.Bills, o.OpenBills, o.Receipts, o.JournalEntries = stats.Bills, stats.OpenBills, stats.Receipts, stats.Journal
+	o.Outbox, o.Parked = stats.Outbox, stats.Parked
+	if t := s.cfg.Store.OldestQueued(); !t.IsZero() {
+		o.OutboxOldest = s.ctime(t)
+		a := now.Sub(t).Seconds()
+		o.OutboxOldestAgeS = &a
+	}
+	parked, err := s.cfg.Store.ParkedFirst(consoleList)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	for _, p := range parked {
+		o.ParkedReceipts = append(o.ParkedReceipts, ConsoleParked{EventID: p.EventID, BillID: p.BillID, Type: p.Type,
+			ReceivedAt: s.ctime(p.ReceivedAt), Attempts: p.Attempts, Answer: p.LastError})
+	}
+	o.PaidTwiceCount = s.cfg.Store.PaidTwiceCount()
+	twice, err := s.cfg.Store.PaidTwiceBills(consoleList)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	for _, b := range twice {
+		o.PaidTwice = append(o.PaidTwice, s.consoleBill(b))
+	}
+	for _, t := range st.Terminals {
+		o.Terminals = append(o.Terminals, ConsoleTerm{Device: t.Device, Address: t.Address, LastSeen: s.ctime(t.LastSeen), LastKind: t.LastKind})
+	}
+	s.consoleJSON(w, o)
+}
+
+func (s *Server) consoleJSON(w http.ResponseWriter, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (s *Server) consoleBill(b *shopbridge.Bill) ConsoleBill {
+	return ConsoleBill{ID: b.Summary.ID, Number: b.Summary.Number, Date: b.Summary.Date, Summ: b.Summary.Summ,
+		CustomerName: b.Summary.CustomerName, State: storage.BillState(b), Listed: b.Listed, UpdatedAt: s.ctime(b.UpdatedAt)}
+}
+
+// ConsoleRow is one journal entry in a console page: what the table shows,
+// with the bodies cut to a preview; ConsoleEntry has them in full.
+type ConsoleRow struct {
+	Seq             uint64       `json:"seq"`
+	Time            *ConsoleTime `json:"time"`
+	Client          string       `json:"client"`
+	Device          string       `json:"device,omitempty"`
+	Kind            string       `json:"kind"`
+	Method          string       `json:"method,omitempty"`
+	Path            string       `json:"path,omitempty"`
+	Query           string       `json:"query,omitempty"`
+	Status          int          `json:"status"`
+	DurationMS      float64      `json:"duration_ms"`
+	Source          string       `json:"source,omitempty"`
+	Note            string       `json:"note,omitempty"`
+	Receipt         string       `json:"receipt,omitempty"` // the event id of the receipt that was the request
+	RequestPreview  string       `json:"request_preview"`
+	ResponsePreview string       `json:"response_preview"`
+	RequestSize     int          `json:"request_size"`
+	ResponseSize    int          `json:"response_size"`
+	RequestPretty   *string      `json:"request_pretty,omitempty"`
+	ResponsePretty  *string      `json:"response_pretty,omitempty"`
+}
+
+// ConsoleJournalPage is the body of admin/api/journal/page.
+type ConsoleJournalPage struct {
+	Rows    []ConsoleRow `json:"rows"`
+	Next    uint64       `json:"next"`
+	Scanned int          `json:"scanned"`
+	Done    bool         `json:"done"`
+	Total   int          `json:"total"`
+	Newest  uint64       `json:"newest"`
+}
+
+// previewRunes is how much of a body a journal row shows folded.
+const previewRunes = 160
+
+// preview is the start of a body on one line.
+func preview(b []byte) string {
+	var out []byte
+	runes, space := 0, false
+	for len(b) > 0 && runes < previewRunes {
+		r, n := utf8.DecodeRune(b)
+		b = b[n:]
+		if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
+			space = true
+			continue
+		}
+		if space && len(out) > 0 {
+			out = append(out, ' ')
+			runes++
+		}
+		space = false
+		out = utf8.AppendRune(out, r) // invalid bytes become U+FFFD
+		runes++
+	}
+	if len(b) > 0 {
+		out = append(out, "…"...)
+	}
+	return string(out)
+}
+
+// pretty indents a JSON body, keeping every number's text (4604.04 stays
+// 4604.04, ids beyond 2^53 keep every digit: nothing is parsed into
+// floats); anything else is shown as text.
+func pretty(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	var buf bytes.Buffer
+	if json.Valid(b) && json.Indent(&buf, b, "", "  ") == nil {
+		return buf.String()
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+func (s *Server) consoleRow(e shopbridge.JournalEntry) ConsoleRow {
+	return ConsoleRow{Seq: e.Seq, Time: s.ctime(e.Time), Client: e.Client, Device: e.Device, Kind: e.Kind, Method: e.Method,
+		Path: e.Path, Query: e.Query, Status: e.Status, DurationMS: float64(e.Duration) / 1e6, Source: e.Source, Note: e.Note,
+		Receipt: e.ReqReceipt, RequestPreview: preview(e.ReqBody), ResponsePreview: preview(e.RespBody),
+		RequestSize: len(e.ReqBody), ResponseSize: len(e.RespBody)}
+}
+
+// consoleTimeLayouts are the forms a since/until may take besides a
+// duration and RFC 3339: what a datetime-local input sends, and by hand.
+var consoleTimeLayouts = []string{"2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"}
+
+// parseConsoleTime reads a since/until: a duration back from now (1h), a
+// time in the shop's zone (2026-03-22T21:44), or RFC 3339.
+func parseConsoleTime(name, v string, now time.Time, loc *time.Location) (time.Time, error) {
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	for _, layout := range consoleTimeLayouts {
+		if t, err := time.ParseInLocation(layout, v, loc); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, shopbridge.Errorf(shopbridge.EVALUE, name,
+		"%s must be a duration like 1h, a time like 2026-03-22T21:44 (in the shop's time zone) or RFC 3339, not %q", name, v)
+}
+
+// ParseConsoleJournalQuery reads the parameters of admin/api/journal/page.
+func ParseConsoleJournalQuery(raw string, now time.Time, loc *time.Location) (storage.JournalPageQuery, error) {
+	var q storage.JournalPageQuery
+	v, err := url.ParseQuery(raw)
+	if err != nil {
+		return q, shopbridge.Errorf(shopbridge.EINVALID, "query", "bad query string: %v", err)
+	}
+	for _, p := range []struct {
+		name string
+		to   *uint64
+	}{{"before", &q.Before}, {"after", &q.After}} {
+		if s := v.Get(p.name); s != "" {
+			n, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				return q, shopbridge.Errorf(shopbridge.EVALUE, p.name, "%s must be a journal sequence number, not %q", p.name, s)
+			}
+			*p.to = n
+		}
+	}
+	q.Limit = 50
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 500 {
+			return q, shopbridge.Errorf(shopbridge.EVALUE, "limit", "limit must be 1..500, not %q", s)
+		}
+		q.Limit = n
+	}
+	for _, p := range []struct {
+		name string
+		to   *string
+		max  int
+	}{{"kind", &q.Kind, 64}, {"terminal", &q.Terminal, 200}, {"text", &q.Text, 200}} {
+		s := strings.TrimSpace(v.Get(p.name))
+		if utf8.RuneCountInString(s) > p.max {
+			return q, shopbridge.Errorf(shopbridge.EVALUE, p.name, "%s is longer than %d characters", p.name, p.max)
+		}
+		*p.to = s
+	}
+	q.Kind = strings.ToUpper(q.Kind)
+	for _, p := range []struct {
+		name string
+		to   *time.Time
+	}{{"since", &q.Since}, {"until", &q.Until}} {
+		if s := strings.TrimSpace(v.Get(p.name)); s != "" {
+			t, err := parseConsoleTime(p.name, s, now, loc)
+			if err != nil {
+				return q, err
+			}
+			*p.to = t
+		}
+	}
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+		return q, shopbridge.Errorf(shopbridge.EVALUE, "until", "until must be after since")
+	}
+	return q, nil
+}
+
+func (s *Server) consoleJournalPage(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	q, err := ParseConsoleJournalQuery(r.URL.RawQuery, s.cfg.Now(), s.cfg.Location)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	p, err := s.cfg.Store.JournalPage(q)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out := ConsoleJournalPage{Rows: make([]ConsoleRow, 0, len(p.Entries)), Next: p.Next, Scanned: p.Scanned, Done: p.Done,
+		Total: p.Total, Newest: p.Newest}
+	for _, e := range p.Entries {
+		out.Rows = append(out.Rows, s.consoleRow(e))
+	}
+	s.consoleJSON(w, out)
+}
+
+func (s *Server) consoleJournalEntry(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	seq, err := strconv.ParseUint(ps.ByName("seq"), 10, 64)
+	if err != nil {
+		s.fail(w, shopbridge.Errorf(shopbridge.ENOTFOUND, "seq", "no journal entry %q (sequence numbers are whole numbers)", ps.ByName("seq")))
+		return
+	}
+	e, err := s.cfg.Store.JournalEntry(seq)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	row := s.consoleRow(e)
+	req, resp := pretty(e.ReqBody), pretty(e.RespBody)
+	row.RequestPretty, row.ResponsePretty = &req, &resp
+	s.consoleJSON(w, row)
+}
+
+// ConsoleBills is the body of admin/api/bills.
+type ConsoleBills struct {
+	Date   string         `json:"date,omitempty"`
+	Query  string         `json:"q,omitempty"`
+	Counts map[string]int `json:"counts,omitempty"`
+	Bills  []ConsoleBill  `json:"bills"`
+	Next   string         `json:"next"`
+}
+
+func (s *Server) consoleBills(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		s.fail(w, shopbridge.Errorf(shopbridge.EINVALID, "query", "bad query string: %v", err))
+		return
+	}
+	out := ConsoleBills{Bills: []ConsoleBill{}}
+	if text := strings.TrimSpace(v.Get("q")); text != "" {
+		if utf8.RuneCountInString(text) > 100 {
+			s.fail(w, shopbridge.Errorf(shopbridge.EVALUE, "q", "q is longer than 100 characters"))
+			return
+		}
+		found, err := s.cfg.Store.FindBills(text, consoleList)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		out.Query = text
+		for _, b := range found {
+			out.Bills = append(out.Bills, s.consoleBill(b))
+		}
+		s.consoleJSON(w, out)
+		return
+	}
+	q := storage.DayBillsQuery{Date: v.Get("date"), After: v.Get("after"), Limit: 100}
+	if q.Date == "" || q.Date == "today" {
+		q.Date = s.cfg.Now().In(s.cfg.Location).Format("2006-01-02")
+	} else if _, err := time.Parse("2006-01-02", q.Date); err != nil || len(q.Date) != 10 {
+		s.fail(w, shopbridge.Errorf(shopbridge.EVALUE, "date", "date must be \"today\" or YYYY-MM-DD, not %q", q.Date))
+		return
+	}
+	switch st := v.Get("state"); st {
+	case "", "all":
+	case storage.BillOpen, storage.BillSettled, storage.BillPaidTwice:
+		q.State = st
+	default:
+		s.fail(w, shopbridge.Errorf(shopbridge.EVALUE, "state", "state must be all, open, settled or paid_twice, not %q", st))
+		return
+	}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 500 {
+			s.fail(w, shopbridge.Errorf(shopbridge.EVALUE, "limit", "limit must be 1..500, not %q", l))
+			return
+		}
+		q.Limit = n
+	}
+	q.Counts = q.After == ""
+	day, err := s.cfg.Store.DayBills(q)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out.Date, out.Counts, out.Next = q.Date, day.Counts, day.Next
+	for _, b := range day.Bills {
+		out.Bills = append(out.Bills, s.consoleBill(b))
+	}
+	s.consoleJSON(w, out)
+}
+
+// ConsoleBillDetail is the body of admin/api/bill/:id.
+type ConsoleBillDetail struct {
+	Bill       ConsoleBill      `json:"bill"`
+	BodyPretty string           `json:"body_pretty"` // "" while only the list row is known
+	Receipts   []ConsoleReceipt `json:"receipts"`
+}
+
+func (s *Server) consoleBillDetail(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	id := ps.ByName("id")
+	if !storage.ValidID(id) {
+		s.fail(w, shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %q (ids are whole numbers)", id))
+		return
+	}
+	b, err := s.cfg.Store.BillRecord(id)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	rs, err := s.cfg.Store.BillReceipts(id)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out := ConsoleBillDetail{Bill: s.consoleBill(b), BodyPretty: pretty(b.Body), Receipts: []ConsoleReceipt{}}
+	for _, rc := range rs {
+		out.Receipts = append(out.Receipts, ConsoleReceipt{EventID: rc.EventID, Type: rc.Type, SettlementMethod: rc.SettlementMethod,
+			Device: rc.DeviceID, ReceivedAt: s.ctime(rc.ReceivedAt), State: rc.State, Attempts: rc.Attempts,
+			LastError: rc.LastError, DeliveredAt: s.ctime(rc.DeliveredAt)})
+	}
+	s.consoleJSON(w, out)
+}

@@ -1,0 +1,305 @@
+package api
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shopbridge/shopbridge"
+)
+
+// Who may use /admin/: the rule of §4 (loopback clients, others with the
+// admin token) with a browser's ways to prove it. A program sends the token
+// as Authorization: Bearer; a browser logs in once with a form and keeps an
+// HttpOnly, SameSite=Strict session cookie. State-changing requests from a
+// browser also need the page's CSRF token and must come from the page's
+// own origin, so another site open in the same browser cannot retry, log
+// out or otherwise act through it.
+
+const (
+	sessionCookie = "shopbridge_session"
+	// SessionTTL is how long a console login lasts.
+	SessionTTL  = 12 * time.Hour
+	maxSessions = 256 // the oldest go first beyond this
+
+	// After loginFailLimit wrong tokens from one address within
+	// loginFailWindow, that address may not try again for the rest of
+	// the window.
+	loginFailLimit  = 5
+	loginFailWindow = time.Minute
+	maxFailAddrs    = 1024
+)
+
+// How a request proved it may use the operator endpoints.
+const (
+	viaLoopback = "loopback"
+	viaBearer   = "bearer"
+	viaSession  = "session"
+)
+
+type access struct {
+	via     string
+	session [32]byte // the session's id hash, viaSession only
+	csrf    string   // the CSRF token state-changing requests must carry
+}
+
+// consoleAuth keeps the console's sessions and secrets, in memory only: a
+// restart logs everyone out, which is what a shop PC's reboot should do.
+type consoleAuth struct {
+	token  string   // --admin-token; "" none
+	secret [32]byte // keys the CSRF tokens; new at every start
+	hosts  map[string]bool
+	now    func() time.Time
+
+	mu       sync.Mutex
+	sessions map[[32]byte]time.Time // sha256 of the cookie value -> expiry
+	failures map[string]*loginFailures
+}
+
+type loginFailures struct {
+	n     int
+	first time.Time
+}
+
+func newConsoleAuth(token string, now func() time.Time) *consoleAuth {
+	a := &consoleAuth{token: token, now: now, sessions: map[[32]byte]time.Time{},
+		failures: map[string]*loginFailures{}, hosts: map[string]bool{"localhost": true}}
+	if _, err := rand.Read(a.secret[:]); err != nil {
+		panic("console: no randomness for the CSRF secret: " + err.Error())
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		h = strings.ToLower(h)
+		a.hosts[h], a.hosts[h+".local"] = true, true
+		if short, _, ok := strings.Cut(h, "."); ok {
+			a.hosts[short] = true
+		}
+	}
+	return a
+}
+
+// csrfToken is the CSRF token of one identity: an HMAC under the daemon's
+// secret, so nothing needs storing and no other origin can compute it.
+func (a *consoleAuth) csrfToken(ident string) string {
+	m := hmac.New(sha256.New, a.secret[:])
+	m.Write([]byte("csrf\x00" + ident))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (a *consoleAuth) sessionCSRF(id [32]byte) string {
+	return a.csrfToken("session\x00" + string(id[:]))
+}
+
+// browser reports whether a request comes from a web browser: browsers send
+// Origin on every POST and Sec-Fetch-* on every request, programs such as
+// the shopbridge CLI send neither (nor cookies).
+func browser(r *http.Request) bool {
+	h := r.Header
+	return h.Get("Origin") != "" || h.Get("Sec-Fetch-Site") != "" || h.Get("Sec-Fetch-Mode") != "" ||
+		h.Get("Cookie") != "" || h.Get("Referer") != ""
+}
+
+// localHost reports whether a Host header names this machine over
+// loopback. A browser let in only for being on loopback must show one: a
+// page of another site whose name an attacker points at 127.0.0.1 (DNS
+// rebinding) carries that other name.
+func (a *consoleAuth) localHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.Trim(host, "[]"))
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap().IsLoopback()
+	}
+	return a.hosts[host] || strings.HasSuffix(host, ".localhost")
+}
+
+// authorize tells how r may use the operator endpoints, or why it may not.
+func (a *consoleAuth) authorize(r *http.Request) (access, error) {
+	if a.token != "" {
+		if b := bearer(r); b != "" && tokenOK(b, a.token) {
+			return access{via: viaBearer}, nil
+		}
+		if id, ok := a.session(r); ok {
+			return access{via: viaSession, session: id, csrf: a.sessionCSRF(id)}, nil
+		}
+	}
+	if clientAddr(r).IsLoopback() {
+		if browser(r) && !a.localHost(r.Host) {
+			return access{}, shopbridge.Errorf(shopbridge.EFORBIDDEN, "Host",
+				"host %q is not this machine: open the console at http://127.0.0.1:PORT/admin/", r.Host)
+		}
+		return access{via: viaLoopback, csrf: a.csrfToken("loopback")}, nil
+	}
+	if a.token == "" {
+		return access{}, shopbridge.Errorf(shopbridge.EFORBIDDEN, "client", "operator endpoints answer loopback only (set --admin-token to allow others)")
+	}
+	return access{}, shopbridge.Errorf(shopbridge.EUNAUTHORIZED, "Authorization", "missing or wrong admin token")
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// sameOrigin refuses a request another site's page sent: Sec-Fetch-Site
+// other than same-origin or none (typed, bookmarked), or an Origin that is
+// not this request's own.
+func sameOrigin(r *http.Request) error {
+	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" && sfs != "same-origin" && sfs != "none" {
+		return shopbridge.Errorf(shopbridge.EFORBIDDEN, "origin", "a %s request is refused: operator actions come from the console's own pages", sfs)
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		u, err := url.Parse(o)
+		if err != nil || u.Scheme != scheme || !strings.EqualFold(u.Host, r.Host) || u.Path != "" {
+			return shopbridge.Errorf(shopbridge.EFORBIDDEN, "origin", "a request from origin %q is refused: operator actions come from the console's own pages", o)
+		}
+	}
+	return nil
+}
+
+// checkUnsafe guards a state-changing request: a program with the admin
+// token, or a program on loopback that is no browser, passes; a browser
+// must be on the page's own origin and send the page's CSRF token (the
+// X-CSRF-Token header, or formToken for the plain HTML forms).
+func (a *consoleAuth) checkUnsafe(r *http.Request, acc access, formToken string) error {
+	if acc.via == viaBearer {
+		return nil
+	}
+	if err := sameOrigin(r); err != nil {
+		return err
+	}
+	if acc.via == viaLoopback && !browser(r) {
+		return nil // CSRF is an attack through a browser; this is a program on this machine
+	}
+	got := r.Header.Get("X-CSRF-Token")
+	if got == "" {
+		got = formToken
+	}
+	if got == "" || !tokenOK(got, acc.csrf) {
+		return shopbridge.Errorf(shopbridge.EFORBIDDEN, "csrf", "missing or wrong CSRF token (reload the console page)")
+	}
+	return nil
+}
+
+// allow is the gate of every operator endpoint.
+func (a *consoleAuth) allow(r *http.Request) (access, error) {
+	acc, err := a.authorize(r)
+	if err == nil && !safeMethod(r.Method) {
+		err = a.checkUnsafe(r, acc, "")
+	}
+	return acc, err
+}
+
+func sessionHash(v string) [32]byte { return sha256.Sum256([]byte(v)) }
+
+// session finds the request's live session.
+func (a *consoleAuth) session(r *http.Request) ([32]byte, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return [32]byte{}, false
+	}
+	id := sessionHash(c.Value)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	exp, ok := a.sessions[id]
+	if !ok {
+		return id, false
+	}
+	if !a.now().Before(exp) {
+		delete(a.sessions, id)
+		return id, false
+	}
+	return id, true
+}
+
+// newSession starts a session and returns the cookie value (32 random
+// bytes); only its hash is kept.
+func (a *consoleAuth) newSession() (string, [32]byte) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("console: no randomness for a session: " + err.Error())
+	}
+	v := base64.RawURLEncoding.EncodeToString(b[:])
+	id := sessionHash(v)
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, exp := range a.sessions {
+		if !now.Before(exp) {
+			delete(a.sessions, k)
+		}
+	}
+	for len(a.sessions) >= maxSessions {
+		var oldest [32]byte
+		var first time.Time
+		for k, exp := range a.sessions {
+			if first.IsZero() || exp.Before(first) {
+				oldest, first = k, exp
+			}
+		}
+		delete(a.sessions, oldest)
+	}
+	a.sessions[id] = now.Add(SessionTTL)
+	return v, id
+}
+
+func (a *consoleAuth) endSession(id [32]byte) {
+	a.mu.Lock()
+	delete(a.sessions, id)
+	a.mu.Unlock()
+}
+
+// locked reports whether addr used up its login attempts.
+func (a *consoleAuth) locked(addr string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f := a.failures[addr]
+	if f == nil {
+		return false
+	}
+	if a.now().Sub(f.first) >= loginFailWindow {
+		delete(a.failures, addr)
+		return false
+	}
+	return f.n >= loginFailLimit
+}
+
+func (a *consoleAuth) failed(addr string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	f := a.failures[addr]
+	if f == nil || now.Sub(f.first) >= loginFailWindow {
+		if len(a.failures) >= maxFailAddrs {
+			for k, old := range a.failures {
+				if now.Sub(old.first) >= loginFailWindow {
+					delete(a.failures, k)
+				}
+			}
+			if len(a.failures) >= maxFailAddrs {
+				clear(a.failures) // a flood from many addresses: start over rather than grow
+			}
+		}
+		f = &loginFailures{first: now}
+		a.failures[addr] = f
+	}
+	f.n++
+}
+
+func (a *consoleAuth) succeeded(addr string) {
+	a.mu.Lock()
+	delete(a.failures, addr)
+	a.mu.Unlock()
+}

@@ -195,12 +195,12 @@ func (s *Server) consolePage(name, title string) httprouter.Handle {
 				q[k] = v[0]
 			}
 		}
-		today := s.cfg.Now().In(s.cfg.Location).Format("2006-01-02")
+		today := s.cfg.Now().In(s.cfg.Timezone).Format("2006-01-02")
 		if name == "bills" && q["date"] == "" && q["q"] == "" {
 			q["date"] = today
 		}
 		s.render(w, http.StatusOK, name, &pageData{language: lang, Page: name, Title: title, Nav: true, CSRF: acc.csrf,
-			Strings: lang.json, RefreshMS: ConsoleRefresh.Milliseconds(), Timezone: s.cfg.Location.String(), Today: today,
+			Strings: lang.json, RefreshMS: ConsoleRefresh.Milliseconds(), Timezone: zoneName(s.cfg.Timezone, s.cfg.Now()), Today: today,
 			Session: acc.via == viaSession, TokenSet: s.cfg.AdminToken != "", Kinds: journalKinds, States: billStates, query: q})
 	}
 }

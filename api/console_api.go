@@ -29,7 +29,7 @@ func (s *Server) ctime(t time.Time) *ConsoleTime {
 	if t.IsZero() {
 		return nil
 	}
-	return &ConsoleTime{At: t, Local: t.In(s.cfg.Location).Format("2006-01-02 15:04:05")}
+	return &ConsoleTime{At: t, Local: t.In(s.cfg.Timezone).Format("2006-01-02 15:04:05")}
 }
 
 // consoleList bounds the parked receipts and paid-twice bills the overview
@@ -38,30 +38,30 @@ const consoleList = 50
 
 // Overview is the body of admin/api/overview.
 type Overview struct {
-	Now              *ConsoleTime    `json:"now"`
-	Timezone         string          `json:"timezone"`
-	Version          string          `json:"version"`
-	InstanceID       string          `json:"instance_id"`
-	Name             string          `json:"name"`
-	Upstream         string          `json:"upstream"`
-	UpstreamURL      string          `json:"upstream_url,omitempty"`
-	UpstreamSince    *ConsoleTime    `json:"upstream_since"`
-	LastPullAt       *ConsoleTime    `json:"last_pull_at"`
-	LastPushAt       *ConsoleTime    `json:"last_push_at"`
-	LastError        string          `json:"last_error,omitempty"`
-	Bills            int             `json:"bills"`
-	OpenBills        int             `json:"open_bills"`
-	Receipts         int             `json:"receipts"`
-	JournalEntries   int             `json:"journal_entries"`
-	Outbox           int             `json:"outbox"`
-	OutboxOldest     *ConsoleTime    `json:"outbox_oldest"`
-	OutboxOldestAgeS *float64        `json:"outbox_oldest_age_s"`
-	Parked           int             `json:"parked"`
-	ParkedReceipts   []ConsoleParked `json:"parked_receipts"`
-	PaidTwiceCount   int             `json:"paid_twice_count"`
-	PaidTwice        []ConsoleBill   `json:"paid_twice"`
-	Terminals        []ConsoleTerm   `json:"terminals"`
-	MDNS             any             `json:"mdns"`
+	Now              *ConsoleTime          `json:"now"`
+	Timezone         string                `json:"timezone"`
+	Version          string                `json:"version"`
+	InstanceID       string                `json:"instance_id"`
+	Name             string                `json:"name"`
+	Upstream         string                `json:"upstream"`
+	UpstreamURL      string                `json:"upstream_url,omitempty"`
+	UpstreamSince    *ConsoleTime          `json:"upstream_since"`
+	LastPullAt       *ConsoleTime          `json:"last_pull_at"`
+	LastPushAt       *ConsoleTime          `json:"last_push_at"`
+	LastError        string                `json:"last_error,omitempty"`
+	Bills            int                   `json:"bills"`
+	OpenBills        int                   `json:"open_bills"`
+	Receipts         int                   `json:"receipts"`
+	JournalEntries   int                   `json:"journal_entries"`
+	Outbox           int                   `json:"outbox"`
+	OutboxOldest     *ConsoleTime          `json:"outbox_oldest"`
+	OutboxOldestAgeS *float64              `json:"outbox_oldest_age_s"`
+	Parked           int                   `json:"parked"`
+	ParkedReceipts   []ConsoleParked       `json:"parked_receipts"`
+	PaidTwiceCount   int                   `json:"paid_twice_count"`
+	PaidTwice        []ConsoleBill         `json:"paid_twice"`
+	Terminals        []ConsoleTerm         `json:"terminals"`
+	MDNS             shopbridge.MDNSStatus `json:"mdns"`
 }
 
 // ConsoleParked is a receipt the upstream refused.
@@ -107,24 +107,13 @@ type ConsoleReceipt struct {
 	DeliveredAt      *ConsoleTime `json:"delivered_at"`
 }
 
-// statusFields is what the overview takes from the daemon's status.
-type statusFields struct {
-	Version       string     `json:"version"`
-	InstanceID    string     `json:"instance_id"`
-	Name          string     `json:"name"`
-	Upstream      string     `json:"upstream"`
-	UpstreamURL   string     `json:"upstream_url"`
-	UpstreamSince *time.Time `json:"upstream_since"`
-	LastPullAt    *time.Time `json:"last_pull_at"`
-	LastPushAt    *time.Time `json:"last_push_at"`
-	LastError     string     `json:"last_error"`
-	Terminals     []struct {
-		Device   string    `json:"device"`
-		Address  string    `json:"address"`
-		LastSeen time.Time `json:"last_seen"`
-		LastKind string    `json:"last_kind"`
-	} `json:"terminals"`
-	MDNS any `json:"mdns"`
+// zoneName names the shop's time zone; the OS zone by its abbreviation
+// and offset, since its name there is only "Local".
+func zoneName(loc *time.Location, now time.Time) string {
+	if loc.String() != "Local" {
+		return loc.String()
+	}
+	return now.In(loc).Format("MST -07:00")
 }
 
 func deref(t *time.Time) time.Time {
@@ -136,24 +125,20 @@ func deref(t *time.Time) time.Time {
 
 func (s *Server) consoleOverview(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	now := s.cfg.Now()
-	var st statusFields
+	var st Status
 	if s.cfg.Status != nil {
-		b, err := json.Marshal(s.cfg.Status())
-		if err == nil {
-			err = json.Unmarshal(b, &st)
-		}
-		if err != nil {
-			s.fail(w, err)
-			return
-		}
+		st = s.cfg.Status()
 	}
 	if st.Upstream == "" {
 		st.Upstream = shopbridge.UpstreamNone
 	}
-	o := Overview{Now: s.ctime(now), Timezone: s.cfg.Location.String(), Version: st.Version, InstanceID: s.cfg.Store.InstanceID(),
+	o := Overview{Now: s.ctime(now), Timezone: zoneName(s.cfg.Timezone, now), Version: st.Version, InstanceID: s.cfg.Store.InstanceID(),
 		Name: st.Name, Upstream: st.Upstream, UpstreamURL: st.UpstreamURL, UpstreamSince: s.ctime(deref(st.UpstreamSince)),
 		LastPullAt: s.ctime(deref(st.LastPullAt)), LastPushAt: s.ctime(deref(st.LastPushAt)), LastError: st.LastError,
 		ParkedReceipts: []ConsoleParked{}, PaidTwice: []ConsoleBill{}, Terminals: []ConsoleTerm{}, MDNS: st.MDNS}
+	if o.MDNS.State == "" {
+		o.MDNS.State = "off"
+	}
 	if o.Version == "" {
 		o.Version = shopbridge.Version
 	}
@@ -371,7 +356,7 @@ func ParseConsoleJournalQuery(raw string, now time.Time, loc *time.Location) (st
 }
 
 func (s *Server) consoleJournalPage(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	q, err := ParseConsoleJournalQuery(r.URL.RawQuery, s.cfg.Now(), s.cfg.Location)
+	q, err := ParseConsoleJournalQuery(r.URL.RawQuery, s.cfg.Now(), s.cfg.Timezone)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -441,7 +426,7 @@ func (s *Server) consoleBills(w http.ResponseWriter, r *http.Request, _ httprout
 	}
 	q := storage.DayBillsQuery{Date: v.Get("date"), After: v.Get("after"), Limit: 100}
 	if q.Date == "" || q.Date == "today" {
-		q.Date = s.cfg.Now().In(s.cfg.Location).Format("2006-01-02")
+		q.Date = s.cfg.Now().In(s.cfg.Timezone).Format("2006-01-02")
 	} else if _, err := time.Parse("2006-01-02", q.Date); err != nil || len(q.Date) != 10 {
 		s.fail(w, shopbridge.Errorf(shopbridge.EVALUE, "date", "date must be \"today\" or YYYY-MM-DD, not %q", q.Date))
 		return

@@ -551,7 +551,8 @@ func (s *Store) DayBills(q DayBillsQuery) (DayBills, error) {
 		bills := tx.Bucket(bucketBills)
 		prefix := []byte(q.Date + " ")
 		c := tx.Bucket(bucketByDate).Cursor()
-		k, id := c.Seek([]byte(q.Date + "!")) // just past the day: walk it backwards
+		var id []byte
+		k, _ := c.Seek([]byte(q.Date + "!")) // just past the day: walk it backwards
 		if k == nil {
 			k, id = c.Last()
 		} else {

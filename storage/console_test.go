@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shopbridge/shopbridge"
+	"github.com/shopbridge/shopbridge/internal/storetest"
 	"github.com/shopbridge/shopbridge/storage"
 	bolt "go.etcd.io/bbolt"
 )
@@ -76,7 +77,7 @@ func pageAll(t *testing.T, s *storage.Store, q storage.JournalPageQuery) (seqs [
 }
 
 func TestJournalPage(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	if p, err := s.JournalPage(storage.JournalPageQuery{}); err != nil || len(p.Entries) != 0 || !p.Done || p.Total != 0 {
 		t.Fatalf("empty journal page = %+v, %v", p, err)
 	}
@@ -242,7 +243,7 @@ func sellFor(t *testing.T, s *storage.Store, eventID, billID, typ string) {
 }
 
 func TestDayBills(t *testing.T) {
-	s := MustOpenStore(t)
+	s := storetest.MustOpen(t)
 	for i := range 30 {
 		putConsoleBill(t, s, 1000+i, fmt.Sprintf("2026-03-22 %02d:%02d:00", 8+i/6, i%6*10), fmt.Sprintf("N%d", 1000+i))
 	}
@@ -341,7 +342,7 @@ func TestDayBills(t *testing.T) {
 
 func TestSchema3GainsReceiptsByBill(t *testing.T) {
 	path := filepath.Join(t.TempDir(), storage.FileName)
-	s := MustOpenStoreAt(t, path)
+	s := storetest.MustOpenAt(t, path)
 	putConsoleBill(t, s, 7, "2026-03-22 10:00:00", "N7")
 	sellFor(t, s, "e1", "7", "SELL")
 	sellFor(t, s, "e2", "", "SELL")
@@ -353,7 +354,7 @@ func TestSchema3GainsReceiptsByBill(t *testing.T) {
 		}
 		return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte("3"))
 	})
-	s = MustOpenStoreAt(t, path)
+	s = storetest.MustOpenAt(t, path)
 	rs, err := s.BillReceipts("7")
 	if err != nil || len(rs) != 2 || rs[0].EventID != "e1" || rs[1].EventID != "e3" {
 		t.Errorf("receipts of bill 7 after migration = %v, %v", rs, err)

@@ -140,8 +140,9 @@ func remote(h http.Handler, method, target, body string, header ...string) *http
 	return rec
 }
 
-func answerOf(rec *httptest.ResponseRecorder) answer { return answer{rec.Code, rec.Header(), rec.Body.Bytes()} }
-
+func answerOf(rec *httptest.ResponseRecorder) answer {
+	return answer{rec.Code, rec.Header(), rec.Body.Bytes()}
+}
 
 func TestConsoleLogin(t *testing.T) {
 	const token = "s3cret-admin-token"

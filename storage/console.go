@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/shopbridge/shopbridge"
@@ -23,6 +25,11 @@ import (
 // the daemon's memory) for long.
 const JournalScanBudget = 100000
 
+// JournalScanBytes bounds the journal blocks one page request reads, for
+// the same reasons: a block of big bodies holds few entries, and every
+// block read is file pages mapped into the daemon.
+const JournalScanBytes = 8 << 20
+
 // JournalPageQuery selects one page of journal entries, newest first.
 type JournalPageQuery struct {
 	Before   uint64    // only entries with a lower sequence number; 0: from the newest
@@ -34,6 +41,9 @@ type JournalPageQuery struct {
 	Text     string    // case-insensitive substring of any field or body; "" any
 	Limit    int       // rows wanted; 0: 50
 	Budget   int       // entries to look at at most; 0: JournalScanBudget
+	// BudgetBytes bounds the block bytes read (the first block is always
+	// read whole); 0: JournalScanBytes.
+	BudgetBytes int
 }
 
 // JournalPage is one page of journal entries.
@@ -203,6 +213,9 @@ func (s *Store) JournalPage(q JournalPageQuery) (JournalPage, error) {
 	if q.Budget <= 0 {
 		q.Budget = JournalScanBudget
 	}
+	if q.BudgetBytes <= 0 {
+		q.BudgetBytes = JournalScanBytes
+	}
 	f := journalFilter{text: newTextMatcher(q.Text)}
 	if q.Kind != "" {
 		f.kind = []byte(q.Kind)
@@ -236,11 +249,21 @@ func (s *Store) JournalPage(q JournalPageQuery) (JournalPage, error) {
 			k, v = seekBlock(c, before-1)
 		}
 		var b rawBlock
+		read := 0 // block bytes
 		for ; k != nil; k, v = c.Prev() {
 			first := binary.BigEndian.Uint64(k)
-			if n := uint64(maxBlockEntries(v)); n > 0 && first+n-1 <= q.After {
+			n := uint64(maxBlockEntries(v))
+			if n > 0 && first+n-1 <= q.After {
 				break // this block's entries and older ones are all at or below After
 			}
+			if read > 0 && read+len(v) > q.BudgetBytes {
+				page.Next = first + n // none of this block is looked at yet
+				if before != 0 && page.Next > before {
+					page.Next = before
+				}
+				return nil
+			}
+			read += len(v)
 			if newest, err := blockNewest(v); err == nil && f.since != 0 && newest.UnixNano() < f.since {
 				break
 			}
@@ -390,100 +413,101 @@ func receiptRawBody(tx *bolt.Tx, eventID []byte) []byte {
 	return v[k+int(n):]
 }
 
-// textMatcher finds a needle in bytes, ignoring case. An ASCII needle is
-// searched without allocating; others lower-case the haystack. JSON that
-// escapes non-ASCII letters (\u0418) is matched in that form too, with the
-// needle as typed.
+// textMatcher finds a needle in bytes, ignoring case (Unicode simple
+// folding), without allocating: bytes.Index finds each spelling of the
+// needle's first letter (fast, vectorised) and the rest is compared rune
+// by rune. JSON that escapes non-ASCII letters (\u0418) is matched in that
+// form too, with the needle's letters as typed.
 type textMatcher struct {
-	lower   []byte
-	ascii   bool
-	escaped []byte // the needle with non-ASCII runes as \uXXXX; nil when ASCII
+	needles []foldNeedle
+}
+
+type foldNeedle struct {
+	rest   []rune   // the needle after its first rune, lower case
+	firsts [][]byte // the first rune in each case, UTF-8
+}
+
+func newFoldNeedle(text string) foldNeedle {
+	first, size := utf8.DecodeRuneInString(text)
+	n := foldNeedle{rest: []rune(strings.ToLower(text[size:]))}
+	r := first
+	for {
+		n.firsts = append(n.firsts, utf8.AppendRune(nil, r))
+		if r = unicode.SimpleFold(r); r == first {
+			break
+		}
+	}
+	return n
 }
 
 func newTextMatcher(text string) textMatcher {
 	if text == "" {
 		return textMatcher{}
 	}
-	m := textMatcher{lower: []byte(strings.ToLower(text)), ascii: true}
-	for _, c := range m.lower {
-		if c >= utf8.RuneSelf {
-			m.ascii = false
-			break
+	m := textMatcher{needles: []foldNeedle{newFoldNeedle(text)}}
+	var e []byte
+	ascii := true
+	for _, r := range text {
+		if r < utf8.RuneSelf {
+			e = append(e, byte(r))
+			continue
+		}
+		ascii = false
+		for _, u := range utf16.Encode([]rune{r}) {
+			e = append(e, '\\', 'u', hexDigits[u>>12], hexDigits[u>>8&15], hexDigits[u>>4&15], hexDigits[u&15])
 		}
 	}
-	if !m.ascii {
-		var e []byte
-		for _, r := range text {
-			if r < utf8.RuneSelf {
-				e = append(e, byte(r))
-				continue
-			}
-			for _, u := range utf16Units(r) {
-				e = append(e, '\\', 'u', hexDigits[u>>12], hexDigits[u>>8&15], hexDigits[u>>4&15], hexDigits[u&15])
-			}
-		}
-		m.escaped = e
+	if !ascii {
+		m.needles = append(m.needles, newFoldNeedle(string(e)))
 	}
 	return m
 }
 
 const hexDigits = "0123456789abcdef"
 
-func utf16Units(r rune) []uint16 {
-	if r < 0x10000 {
-		return []uint16{uint16(r)}
-	}
-	r -= 0x10000
-	return []uint16{uint16(0xd800 + r>>10), uint16(0xdc00 + r&0x3ff)}
-}
-
-func (m *textMatcher) empty() bool { return len(m.lower) == 0 }
+func (m *textMatcher) empty() bool { return len(m.needles) == 0 }
 
 func (m *textMatcher) match(b []byte) bool {
-	if len(b) < len(m.lower) && len(b) < len(m.escaped) {
-		return false
-	}
-	if m.ascii {
-		return indexFoldASCII(b, m.lower)
-	}
-	if bytes.Contains(bytes.ToLower(b), m.lower) {
-		return true
-	}
-	return indexFoldASCII(b, bytes.ToLower(m.escaped))
-}
-
-// indexFoldASCII reports whether lower (lower-case ASCII) occurs in b,
-// ignoring ASCII case. Bytes of multi-byte UTF-8 runes never equal ASCII, so
-// b may hold any text.
-func indexFoldASCII(b, lower []byte) bool {
-	n := len(lower)
-	if n == 0 {
-		return true
-	}
-	first := lower[0]
-	upper := first
-	if 'a' <= first && first <= 'z' {
-		upper -= 'a' - 'A'
-	}
-	for i := 0; i+n <= len(b); i++ {
-		if c := b[i]; c != first && c != upper {
-			continue
-		}
-		j := 1
-		for ; j < n; j++ {
-			c := b[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != lower[j] {
-				break
-			}
-		}
-		if j == n {
+	for i := range m.needles {
+		if m.needles[i].in(b) {
 			return true
 		}
 	}
 	return false
+}
+
+func (n *foldNeedle) in(b []byte) bool {
+	for _, f := range n.firsts {
+		for off := 0; off < len(b); {
+			i := bytes.Index(b[off:], f)
+			if i < 0 {
+				break
+			}
+			off += i + len(f)
+			if n.restAt(b[off:]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// restAt reports whether b starts with the needle's rest, ignoring case.
+func (n *foldNeedle) restAt(b []byte) bool {
+	for _, want := range n.rest {
+		if len(b) == 0 {
+			return false
+		}
+		r, size := rune(b[0]), 1
+		if r >= utf8.RuneSelf {
+			r, size = utf8.DecodeRune(b)
+		}
+		if r != want && unicode.ToLower(r) != want {
+			return false
+		}
+		b = b[size:]
+	}
+	return true
 }
 
 // Bill states as the console shows them.

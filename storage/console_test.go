@@ -185,6 +185,23 @@ func TestJournalPage(t *testing.T) {
 			t.Errorf("searching 1000 entries 100 at a time took %d requests, want 10", requests)
 		}
 	})
+	t.Run("the byte budget reads one block more per request, and nothing is lost", func(t *testing.T) {
+		p, err := s.JournalPage(storage.JournalPageQuery{Text: "ev-0005", BudgetBytes: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Blocks hold 64 entries: 1000 = 15 * 64 + 40, the newest block has 40.
+		if len(p.Entries) != 0 || p.Done || p.Next != 961 || p.Scanned != 40 {
+			t.Fatalf("byte-bound page = %d entries, done %v, next %d, scanned %d", len(p.Entries), p.Done, p.Next, p.Scanned)
+		}
+		got, requests := pageAll(t, s, storage.JournalPageQuery{Text: "ev-0005", BudgetBytes: 1})
+		same(t, got, []uint64{6})
+		if requests != 16 {
+			t.Errorf("16 blocks one at a time took %d requests", requests)
+		}
+		got, _ = pageAll(t, s, storage.JournalPageQuery{Kind: "LIST", BudgetBytes: 1, Before: 500, Limit: 7})
+		same(t, got, want(func(i int, e shopbridge.JournalEntry) bool { return i < 499 && e.Kind == "LIST" }))
+	})
 	t.Run("tail after a sequence number", func(t *testing.T) {
 		p, err := s.JournalPage(storage.JournalPageQuery{After: 990})
 		if err != nil || len(p.Entries) != 10 || p.Entries[0].Seq != 1000 || p.Entries[9].Seq != 991 || !p.Done {

@@ -344,7 +344,7 @@
     }
 
     function renderStatus(done, full) {
-      if (done) status.textContent = scanned > shown * 4 ? t('journal.status_end', { shown: shown }) : t('journal.status', { shown: shown, total: total });
+      if (done) status.textContent = filters().toString() ? t('journal.status_end', { shown: shown }) : t('journal.status', { shown: shown, total: total });
       else if (full) status.textContent = t('journal.status', { shown: shown, total: total });
       else status.textContent = t('journal.status_paused', { scanned: scanned, shown: shown });
     }

@@ -19,7 +19,7 @@ func TestTextMatcher(t *testing.T) {
 		{"кресло кларк", "Кресло компьютерное Кларк", false},
 		{"компьютерное кл", "Кресло компьютерное Кларк", true},
 		{"kelvin", "\u212aelvin", true}, // K (Kelvin sign) folds to k
-		{"ß", "SS", false},                // simple folding only
+		{"ß", "SS", false},              // simple folding only
 		{"4604.04", `"summ": 4604.04`, true},
 		{"a", "", false},
 		{"ab", "a", false},

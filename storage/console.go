@@ -28,7 +28,7 @@ const JournalScanBudget = 100000
 // JournalScanBytes bounds the journal blocks one page request reads, for
 // the same reasons: a block of big bodies holds few entries, and every
 // block read is file pages mapped into the daemon.
-const JournalScanBytes = 8 << 20
+const JournalScanBytes = 16 << 20
 
 // JournalPageQuery selects one page of journal entries, newest first.
 type JournalPageQuery struct {

@@ -270,6 +270,10 @@
     var live = byTestID('journal-live');
     var termSel = byTestID('journal-filter-terminal');
     var limit = 50;
+    // A page the scan budget cut short is followed this many times by
+    // itself (each request reads at most 16 MiB of journal) before the
+    // operator is asked to go on.
+    var autoHops = 20;
     var generation = 0; // a new search makes answers of older ones stale
     var cursor = 0;     // next page: entries below this sequence number
     var newest = 0;     // live tail: entries above this one
@@ -420,15 +424,15 @@
       emptyMsg.hidden = true;
       status.textContent = t('common.loading');
       setQuery(filters());
-      return page(5);
+      return page(autoHops);
     }
 
     form.addEventListener('submit', function (ev) { ev.preventDefault(); search(); });
     ['kind', 'terminal', 'since', 'until'].forEach(function (name) {
       form.elements[name].addEventListener('change', search);
     });
-    moreBtn.addEventListener('click', function () { page(5); });
-    contBtn.addEventListener('click', function () { page(5); });
+    moreBtn.addEventListener('click', function () { page(autoHops); });
+    contBtn.addEventListener('click', function () { page(autoHops); });
 
     // The terminal choices are the registers seen.
     api('/admin/api/overview').then(function (o) {

@@ -21,6 +21,10 @@
     return s;
   }
 
+  var numberFormat = window.Intl ? new Intl.NumberFormat(body.getAttribute('data-lang') || 'ru') : null;
+  // num groups a count's digits the language's way (1 000 000, 1,000,000).
+  function num(n) { return numberFormat && typeof n === 'number' ? numberFormat.format(n) : String(n); }
+
   function byTestID(id, root) { return (root || document).querySelector('[data-testid="' + id + '"]'); }
 
   // el builds an element: el('td', {class: 'x', 'data-testid': 'y'}, child, 'text', ...).
@@ -196,10 +200,10 @@
       setText('outbox-count', o.outbox).setAttribute('data-count', String(o.outbox));
       setText('outbox-oldest', o.outbox_oldest ? o.outbox_oldest.local + ' (' + age(o.outbox_oldest_age_s) + ')' : t('common.none'));
       setText('parked-count', o.parked).setAttribute('data-count', String(o.parked));
-      setText('bills-total', o.bills);
-      setText('bills-open', o.open_bills);
-      setText('receipts-total', o.receipts);
-      setText('journal-total', o.journal_entries);
+      setText('bills-total', num(o.bills));
+      setText('bills-open', num(o.open_bills));
+      setText('receipts-total', num(o.receipts));
+      setText('journal-total', num(o.journal_entries));
       var mdns = (o.mdns && o.mdns.state) || 'off';
       setText('mdns-state', strings['mdns.' + mdns] ? t('mdns.' + mdns) : mdns);
       setText('instance-name', o.name || '—');
@@ -348,9 +352,9 @@
     }
 
     function renderStatus(done, full) {
-      if (done) status.textContent = filters().toString() ? t('journal.status_end', { shown: shown }) : t('journal.status', { shown: shown, total: total });
-      else if (full) status.textContent = t('journal.status', { shown: shown, total: total });
-      else status.textContent = t('journal.status_paused', { scanned: scanned, shown: shown });
+      if (done) status.textContent = filters().toString() ? t('journal.status_end', { shown: num(shown) }) : t('journal.status', { shown: num(shown), total: num(total) });
+      else if (full) status.textContent = t('journal.status', { shown: num(shown), total: num(total) });
+      else status.textContent = t('journal.status_paused', { scanned: num(scanned), shown: num(shown) });
     }
 
     // page loads entries below cursor; a page the scan budget cut short
@@ -378,7 +382,7 @@
           moreBtn.hidden = false;
           renderStatus(false, true);
         } else if (hops > 0) {
-          status.textContent = t('journal.status_scanned', { scanned: scanned, shown: shown });
+          status.textContent = t('journal.status_scanned', { scanned: num(scanned), shown: num(shown) });
           return page(hops - 1);
         } else {
           contBtn.hidden = false;
@@ -512,7 +516,7 @@
         if (r.counts) {
           ['all', 'open', 'settled', 'paid_twice'].forEach(function (s) {
             var chip = byTestID('bills-count-' + s);
-            chip.querySelector('b').textContent = r.counts[s];
+            chip.querySelector('b').textContent = num(r.counts[s]);
             chip.setAttribute('aria-pressed', String((stateSel.value || 'all') === s));
           });
         }

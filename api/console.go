@@ -135,7 +135,9 @@ func consoleHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", ConsoleCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: under no-referrer a browser sends
+	// "Origin: null" with the console's own form posts (login, logout).
+	h.Set("Referrer-Policy", "same-origin")
 }
 
 // pageLanguage picks the language and remembers a switch in a cookie.

@@ -298,7 +298,7 @@
     function describeAnswer(r) {
       var parts = [r.status];
       if (r.source) parts.push(strings['journal.' + r.source] ? t('journal.' + r.source) : r.source);
-      parts.push(r.duration_ms.toFixed(1) + ' ms');
+      parts.push(t('journal.ms', { n: r.duration_ms.toFixed(1) }));
       return parts.join(' · ');
     }
 
@@ -372,7 +372,9 @@
         if (!newest) newest = p.newest;
         total = p.total;
         scanned += p.scanned;
-        p.rows.forEach(function (r) { table.appendChild(entryRows(r)); shown++; });
+        var frag = document.createDocumentFragment();
+        p.rows.forEach(function (r) { frag.appendChild(entryRows(r)); shown++; });
+        table.appendChild(frag);
         emptyMsg.hidden = shown > 0 || !p.done;
         cursor = p.next;
         var full = p.rows.length >= limit;
@@ -406,13 +408,9 @@
         clearError();
         newest = Math.max(newest, p.newest);
         total = p.total;
-        var first = table.tBodies[0] || null;
-        for (var i = p.rows.length - 1; i >= 0; i--) {
-          var tb = entryRows(p.rows[i]);
-          table.insertBefore(tb, first);
-          first = tb;
-          shown++;
-        }
+        var frag = document.createDocumentFragment();
+        p.rows.forEach(function (r) { frag.appendChild(entryRows(r)); shown++; });
+        table.insertBefore(frag, table.tBodies[0] || null);
         if (p.rows.length) emptyMsg.hidden = true;
         if (!p.done) byTestID('journal-gap').hidden = false;
       }).catch(function (err) {
@@ -438,17 +436,20 @@
     moreBtn.addEventListener('click', function () { page(autoHops); });
     contBtn.addEventListener('click', function () { page(autoHops); });
 
-    // The terminal choices are the registers seen.
-    api('/admin/api/overview').then(function (o) {
-      var current = termSel.getAttribute('data-value') || '';
-      o.terminals.forEach(function (x) {
-        var v = x.device || x.address;
-        if (v === current) return;
-        termSel.appendChild(el('option', { value: v, text: x.device ? x.device + ' (' + x.address + ')' : x.address }));
-      });
-    }).catch(function () { /* the filter still takes the value from the URL */ });
+    // The terminal choices are the registers seen; asked for after the
+    // first page, which matters more.
+    function loadTerminals() {
+      return api('/admin/api/overview').then(function (o) {
+        var current = termSel.getAttribute('data-value') || '';
+        o.terminals.forEach(function (x) {
+          var v = x.device || x.address;
+          if (v === current) return;
+          termSel.appendChild(el('option', { value: v, text: x.device ? x.device + ' (' + x.address + ')' : x.address }));
+        });
+      }).catch(function () { /* the filter still takes the value from the URL */ });
+    }
 
-    search();
+    search().then(loadTerminals);
     tailTimer = setTimeout(tail, refreshMS);
   }
 

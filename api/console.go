@@ -172,7 +172,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, d *pageD
 // form when a token would let the client in, else a page saying why.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, lang *language, err error) {
 	if shopbridge.ErrorKind(err) == shopbridge.EUNAUTHORIZED {
-		http.Redirect(w, r, "/admin/login?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
+		http.Redirect(w, r, "/admin/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 		return
 	}
 	msg := "forbidden.loopback"

@@ -135,7 +135,9 @@ func consoleHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", ConsoleCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: under no-referrer a browser sends
+	// "Origin: null" with the console's own form posts (login, logout).
+	h.Set("Referrer-Policy", "same-origin")
 }
 
 // pageLanguage picks the language and remembers a switch in a cookie.
@@ -170,7 +172,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, d *pageD
 // form when a token would let the client in, else a page saying why.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, lang *language, err error) {
 	if shopbridge.ErrorKind(err) == shopbridge.EUNAUTHORIZED {
-		http.Redirect(w, r, "/admin/login?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
+		http.Redirect(w, r, "/admin/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 		return
 	}
 	msg := "forbidden.loopback"

@@ -156,7 +156,10 @@ func sameOrigin(r *http.Request) error {
 	if sfs := r.Header.Get("Sec-Fetch-Site"); sfs != "" && sfs != "same-origin" && sfs != "none" {
 		return shopbridge.Errorf(shopbridge.EFORBIDDEN, "origin", "a %s request is refused: operator actions come from the console's own pages", sfs)
 	}
-	if o := r.Header.Get("Origin"); o != "" {
+	// "null" is what a browser sends for a form post under a strict
+	// referrer policy (a user's setting can impose one); Sec-Fetch-Site,
+	// which no page can forge, then tells where it came from.
+	if o := r.Header.Get("Origin"); o != "" && (o != "null" || r.Header.Get("Sec-Fetch-Site") != "same-origin") {
 		scheme := "http"
 		if r.TLS != nil {
 			scheme = "https"

@@ -62,7 +62,7 @@ func TestConsolePages(t *testing.T) {
 				t.Errorf("%s CSP = %q", p, got)
 			}
 			for k, want := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-				"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "Content-Type": "text/html; charset=utf-8"} {
+				"Cache-Control": "no-store", "Referrer-Policy": "same-origin", "Content-Type": "text/html; charset=utf-8"} {
 				if got := a.header.Get(k); got != want {
 					t.Errorf("%s %s = %q, want %q", p, k, got, want)
 				}
@@ -173,8 +173,8 @@ func TestConsoleLogin(t *testing.T) {
 
 	var cookie *http.Cookie
 	t.Run("pages lead to the login form, which takes the token from the body only", func(t *testing.T) {
-		rec := remote(h, "GET", "/admin/journal", "")
-		if rec.Code != 303 || rec.Header().Get("Location") != "/admin/login?next=%2Fadmin%2Fjournal" {
+		rec := remote(h, "GET", "/admin/journal?kind=BILL", "")
+		if rec.Code != 303 || rec.Header().Get("Location") != "/admin/login?next=%2Fadmin%2Fjournal%3Fkind%3DBILL" {
 			t.Fatalf("journal without a session = %d %v", rec.Code, rec.Header())
 		}
 		wantError(t, "API without a session", answerOf(remote(h, "GET", "/admin/api/overview", "")), 401, api.CodeUnauthorized, "Authorization")
@@ -330,6 +330,7 @@ func TestConsoleCSRFLoopback(t *testing.T) {
 		{"fetch from another site", []string{"Origin", "http://evil.example", "Sec-Fetch-Site", "cross-site", "X-CSRF-Token", csrf}, "origin"},
 		{"another site that hides Sec-Fetch", []string{"Origin", "http://evil.example", "X-CSRF-Token", csrf}, "origin"},
 		{"an opaque origin", []string{"Origin", "null", "X-CSRF-Token", csrf}, "origin"},
+		{"an opaque origin from another site", []string{"Origin", "null", "Sec-Fetch-Site", "cross-site", "X-CSRF-Token", csrf}, "origin"},
 		{"the console's origin without the token", []string{"Origin", origin, "Sec-Fetch-Site", "same-origin"}, "csrf"},
 		{"a browser sending cookies only", []string{"Cookie", "x=1"}, "csrf"},
 		{"a wrong token", []string{"Origin", origin, "X-CSRF-Token", "AAAA"}, "csrf"},
@@ -341,6 +342,12 @@ func TestConsoleCSRFLoopback(t *testing.T) {
 	}
 	if a := ts.post(t, retry, "", "Origin", origin, "Sec-Fetch-Site", "same-origin", "X-CSRF-Token", csrf); a.status != 200 {
 		t.Errorf("retry from the console page = %d %s", a.status, a.body)
+	}
+	// A browser under a strict referrer policy sends Origin: null with
+	// its own form posts; Sec-Fetch-Site says they are the console's.
+	park()
+	if a := ts.post(t, retry, "", "Origin", "null", "Sec-Fetch-Site", "same-origin", "X-CSRF-Token", csrf); a.status != 200 {
+		t.Errorf("retry with Origin null from the console's own page = %d %s", a.status, a.body)
 	}
 	// shopbridge outbox retry: a program on loopback, no browser headers.
 	park()

@@ -250,6 +250,15 @@ func (s *Store) JournalPage(q JournalPageQuery) (JournalPage, error) {
 		}
 		var b rawBlock
 		read := 0 // block bytes
+		// Blocks are given back to the kernel once this request is done
+		// with them (the entries it returns are copies).
+		pages := newPageDropper(s.db, tx)
+		var done [][]byte
+		defer func() {
+			for _, v := range done {
+				pages.drop(v)
+			}
+		}()
 		for ; k != nil; k, v = c.Prev() {
 			first := binary.BigEndian.Uint64(k)
 			n := uint64(maxBlockEntries(v))
@@ -264,6 +273,7 @@ func (s *Store) JournalPage(q JournalPageQuery) (JournalPage, error) {
 				return nil
 			}
 			read += len(v)
+			done = append(done, v)
 			if newest, err := blockNewest(v); err == nil && f.since != 0 && newest.UnixNano() < f.since {
 				break
 			}

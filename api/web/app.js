@@ -21,6 +21,10 @@
     return s;
   }
 
+  var numberFormat = window.Intl ? new Intl.NumberFormat(body.getAttribute('data-lang') || 'ru') : null;
+  // num groups a count's digits the language's way (1 000 000, 1,000,000).
+  function num(n) { return numberFormat && typeof n === 'number' ? numberFormat.format(n) : String(n); }
+
   function byTestID(id, root) { return (root || document).querySelector('[data-testid="' + id + '"]'); }
 
   // el builds an element: el('td', {class: 'x', 'data-testid': 'y'}, child, 'text', ...).
@@ -196,10 +200,10 @@
       setText('outbox-count', o.outbox).setAttribute('data-count', String(o.outbox));
       setText('outbox-oldest', o.outbox_oldest ? o.outbox_oldest.local + ' (' + age(o.outbox_oldest_age_s) + ')' : t('common.none'));
       setText('parked-count', o.parked).setAttribute('data-count', String(o.parked));
-      setText('bills-total', o.bills);
-      setText('bills-open', o.open_bills);
-      setText('receipts-total', o.receipts);
-      setText('journal-total', o.journal_entries);
+      setText('bills-total', num(o.bills));
+      setText('bills-open', num(o.open_bills));
+      setText('receipts-total', num(o.receipts));
+      setText('journal-total', num(o.journal_entries));
       var mdns = (o.mdns && o.mdns.state) || 'off';
       setText('mdns-state', strings['mdns.' + mdns] ? t('mdns.' + mdns) : mdns);
       setText('instance-name', o.name || '—');
@@ -294,7 +298,7 @@
     function describeAnswer(r) {
       var parts = [r.status];
       if (r.source) parts.push(strings['journal.' + r.source] ? t('journal.' + r.source) : r.source);
-      parts.push(r.duration_ms.toFixed(1) + ' ms');
+      parts.push(t('journal.ms', { n: r.duration_ms.toFixed(1) }));
       return parts.join(' · ');
     }
 
@@ -348,9 +352,9 @@
     }
 
     function renderStatus(done, full) {
-      if (done) status.textContent = filters().toString() ? t('journal.status_end', { shown: shown }) : t('journal.status', { shown: shown, total: total });
-      else if (full) status.textContent = t('journal.status', { shown: shown, total: total });
-      else status.textContent = t('journal.status_paused', { scanned: scanned, shown: shown });
+      if (done) status.textContent = filters().toString() ? t('journal.status_end', { shown: num(shown) }) : t('journal.status', { shown: num(shown), total: num(total) });
+      else if (full) status.textContent = t('journal.status', { shown: num(shown), total: num(total) });
+      else status.textContent = t('journal.status_paused', { scanned: num(scanned), shown: num(shown) });
     }
 
     // page loads entries below cursor; a page the scan budget cut short
@@ -368,7 +372,9 @@
         if (!newest) newest = p.newest;
         total = p.total;
         scanned += p.scanned;
-        p.rows.forEach(function (r) { table.appendChild(entryRows(r)); shown++; });
+        var frag = document.createDocumentFragment();
+        p.rows.forEach(function (r) { frag.appendChild(entryRows(r)); shown++; });
+        table.appendChild(frag);
         emptyMsg.hidden = shown > 0 || !p.done;
         cursor = p.next;
         var full = p.rows.length >= limit;
@@ -378,7 +384,7 @@
           moreBtn.hidden = false;
           renderStatus(false, true);
         } else if (hops > 0) {
-          status.textContent = t('journal.status_scanned', { scanned: scanned, shown: shown });
+          status.textContent = t('journal.status_scanned', { scanned: num(scanned), shown: num(shown) });
           return page(hops - 1);
         } else {
           contBtn.hidden = false;
@@ -402,13 +408,9 @@
         clearError();
         newest = Math.max(newest, p.newest);
         total = p.total;
-        var first = table.tBodies[0] || null;
-        for (var i = p.rows.length - 1; i >= 0; i--) {
-          var tb = entryRows(p.rows[i]);
-          table.insertBefore(tb, first);
-          first = tb;
-          shown++;
-        }
+        var frag = document.createDocumentFragment();
+        p.rows.forEach(function (r) { frag.appendChild(entryRows(r)); shown++; });
+        table.insertBefore(frag, table.tBodies[0] || null);
         if (p.rows.length) emptyMsg.hidden = true;
         if (!p.done) byTestID('journal-gap').hidden = false;
       }).catch(function (err) {
@@ -434,17 +436,20 @@
     moreBtn.addEventListener('click', function () { page(autoHops); });
     contBtn.addEventListener('click', function () { page(autoHops); });
 
-    // The terminal choices are the registers seen.
-    api('/admin/api/overview').then(function (o) {
-      var current = termSel.getAttribute('data-value') || '';
-      o.terminals.forEach(function (x) {
-        var v = x.device || x.address;
-        if (v === current) return;
-        termSel.appendChild(el('option', { value: v, text: x.device ? x.device + ' (' + x.address + ')' : x.address }));
-      });
-    }).catch(function () { /* the filter still takes the value from the URL */ });
+    // The terminal choices are the registers seen; asked for after the
+    // first page, which matters more.
+    function loadTerminals() {
+      return api('/admin/api/overview').then(function (o) {
+        var current = termSel.getAttribute('data-value') || '';
+        o.terminals.forEach(function (x) {
+          var v = x.device || x.address;
+          if (v === current) return;
+          termSel.appendChild(el('option', { value: v, text: x.device ? x.device + ' (' + x.address + ')' : x.address }));
+        });
+      }).catch(function () { /* the filter still takes the value from the URL */ });
+    }
 
-    search();
+    search().then(loadTerminals);
     tailTimer = setTimeout(tail, refreshMS);
   }
 
@@ -512,7 +517,7 @@
         if (r.counts) {
           ['all', 'open', 'settled', 'paid_twice'].forEach(function (s) {
             var chip = byTestID('bills-count-' + s);
-            chip.querySelector('b').textContent = r.counts[s];
+            chip.querySelector('b').textContent = num(r.counts[s]);
             chip.setAttribute('aria-pressed', String((stateSel.value || 'all') === s));
           });
         }

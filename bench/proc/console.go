@@ -302,14 +302,24 @@ func loadPage(ctx context.Context, b *browser.Browser, daemonPID int, url string
 	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
 		return loadTiming{}, fmt.Errorf("load %s: %w", url, err)
 	}
-	t, err := chromedp.Run(ctx, chromedp.Poll[loadTiming](`window.__paintAt === undefined ? null : (() => {
-	  const n = performance.getEntriesByType('navigation')[0];
-	  const api = performance.getEntriesByType('resource').filter(e => e.name.includes('/admin/api/') && e.startTime < window.__contentAt);
-	  return {ttfb: n.responseStart, dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd,
-	    api: Math.max(0, ...api.map(e => e.responseEnd)), content: window.__contentAt, paint: window.__paintAt};
-	})()`, chromedp.WithPollingInterval(10*time.Millisecond)))
-	if err != nil {
-		return t, fmt.Errorf("%s: content never appeared: %w", url, err)
+	// Polled from here rather than with chromedp.Poll, which fails when the
+	// page's JavaScript context it started in is replaced.
+	var t loadTiming
+	for {
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[*loadTiming](`window.__paintAt === undefined ? null : (() => {
+		  const n = performance.getEntriesByType('navigation')[0];
+		  const api = performance.getEntriesByType('resource').filter(e => e.name.includes('/admin/api/') && e.startTime < window.__contentAt);
+		  return {ttfb: n.responseStart, dcl: n.domContentLoadedEventEnd, load: n.loadEventEnd,
+		    api: Math.max(0, ...api.map(e => e.responseEnd)), content: window.__contentAt, paint: window.__paintAt};
+		})()`))
+		if err == nil && v != nil {
+			t = *v
+			break
+		}
+		if ctx.Err() != nil {
+			return t, fmt.Errorf("%s: content never appeared (last error: %v)", url, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	cpu1 := cpuNS(append(b.PIDs(), daemonPID))
 	t.CPU = 0

@@ -49,6 +49,7 @@ type Overview struct {
 	LastPullAt       *ConsoleTime          `json:"last_pull_at"`
 	LastPushAt       *ConsoleTime          `json:"last_push_at"`
 	LastError        string                `json:"last_error,omitempty"`
+	LastErrorAt      *ConsoleTime          `json:"last_error_at"`
 	Bills            int                   `json:"bills"`
 	OpenBills        int                   `json:"open_bills"`
 	Receipts         int                   `json:"receipts"`
@@ -126,7 +127,9 @@ func deref(t *time.Time) time.Time {
 func (s *Server) consoleOverview(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	now := s.cfg.Now()
 	var st Status
-	if s.cfg.Status != nil {
+	if s.cfg.BriefStatus != nil {
+		st = s.cfg.BriefStatus()
+	} else if s.cfg.Status != nil {
 		st = s.cfg.Status()
 	}
 	if st.Upstream == "" {
@@ -134,7 +137,7 @@ func (s *Server) consoleOverview(w http.ResponseWriter, r *http.Request, _ httpr
 	}
 	o := Overview{Now: s.ctime(now), Timezone: zoneName(s.cfg.Timezone, now), Version: st.Version, InstanceID: s.cfg.Store.InstanceID(),
 		Name: st.Name, Upstream: st.Upstream, UpstreamURL: st.UpstreamURL, UpstreamSince: s.ctime(deref(st.UpstreamSince)),
-		LastPullAt: s.ctime(deref(st.LastPullAt)), LastPushAt: s.ctime(deref(st.LastPushAt)), LastError: st.LastError,
+		LastPullAt: s.ctime(deref(st.LastPullAt)), LastPushAt: s.ctime(deref(st.LastPushAt)), LastError: st.LastError, LastErrorAt: s.ctime(deref(st.LastErrorAt)),
 		ParkedReceipts: []ConsoleParked{}, PaidTwice: []ConsoleBill{}, Terminals: []ConsoleTerm{}, MDNS: st.MDNS}
 	if o.MDNS.State == "" {
 		o.MDNS.State = "off"

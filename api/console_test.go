@@ -406,7 +406,10 @@ func TestConsoleOverview(t *testing.T) {
 	now := time.Date(2026, 3, 22, 21, 0, 0, 0, time.UTC)
 	since := now.Add(-90 * time.Second)
 	ts := newServer(t, api.Config{Timezone: msk, Now: func() time.Time { return now }, Status: func() api.Status {
-		return api.Status{Version: "v9", Name: "till-1", Upstream: shopbridge.UpstreamOffline, UpstreamSince: &since,
+		t.Error("the overview asked for the whole status, which walks every parked receipt")
+		return api.Status{}
+	}, BriefStatus: func() api.Status {
+		return api.Status{Version: "v9", Name: "till-1", Upstream: shopbridge.UpstreamOffline, UpstreamSince: &since, LastErrorAt: &since,
 			LastError: "dial tcp: connection refused", Terminals: []storage.Terminal{{Device: "dev-1", Address: "192.168.1.20", LastSeen: since, LastKind: "LIST"}},
 			MDNS: shopbridge.MDNSStatus{State: "announcing"}}
 	}})
@@ -422,7 +425,7 @@ func TestConsoleOverview(t *testing.T) {
 	}
 	var o api.Overview
 	consoleGet(t, ts, "/admin/api/overview", &o)
-	if o.Upstream != "offline" || o.UpstreamSince.Local != "2026-03-22 23:58:30" || o.LastError == "" || o.Version != "v9" || o.Name != "till-1" {
+	if o.Upstream != "offline" || o.UpstreamSince.Local != "2026-03-22 23:58:30" || o.LastError == "" || o.LastErrorAt.Local != "2026-03-22 23:58:30" || o.Version != "v9" || o.Name != "till-1" {
 		t.Errorf("upstream part: %+v", o)
 	}
 	if o.Now.Local != "2026-03-23 00:00:00" || o.Timezone != "MSK" || o.MDNS.State != "announcing" {

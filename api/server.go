@@ -52,8 +52,11 @@ type Config struct {
 	Allow         []netip.Prefix // nil: DefaultAllow
 	Timezone      *time.Location // the shop's time zone for date=today
 	Now           func() time.Time
-	Status        func() Status              // admin/api/status body
-	Metrics       []shopbridge.MetricsWriter // extra /metrics parts
+	Status        func() Status // admin/api/status body
+	// BriefStatus is Status without ParkedList and PaidTwice, which walk
+	// the store, for the console's polls; nil: Status.
+	BriefStatus func() Status
+	Metrics     []shopbridge.MetricsWriter // extra /metrics parts
 }
 
 // Server holds the handlers and their counters.

@@ -95,7 +95,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	d.server = api.New(api.Config{
 		Store: d.Store, ReadThrough: readThrough, Journal: d.journal, Logger: d.Logger,
 		TerminalToken: cfg.TerminalToken, AdminToken: cfg.AdminToken, Allow: cfg.Allow,
-		Timezone: cfg.Timezone, Now: func() time.Time { return d.Now() }, Status: d.status, Metrics: metrics,
+		Timezone: cfg.Timezone, Now: func() time.Time { return d.Now() }, Status: d.status, BriefStatus: d.briefStatus, Metrics: metrics,
 	})
 
 	d.ln, err = net.Listen("tcp", cfg.Listen)
@@ -215,7 +215,14 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func (d *Daemon) status() api.Status {
+func (d *Daemon) status() api.Status { return d.statusWith(true) }
+
+// briefStatus is the status without the lists that walk the store (parked
+// receipts, bills paid twice): the console polls it every 2 s and asks for
+// the first few of each itself.
+func (d *Daemon) briefStatus() api.Status { return d.statusWith(false) }
+
+func (d *Daemon) statusWith(lists bool) api.Status {
 	st := api.Status{Version: shopbridge.Version, InstanceID: d.Store.InstanceID(), Name: d.Config.Name, Addr: d.Addr(),
 		StartedAt: d.started, Upstream: shopbridge.UpstreamNone, SyncedAt: timePtr(d.Store.SyncedAt()),
 		System: d.Store.System(), PaidTwice: []string{}, ParkedList: []api.ParkedReceipt{}, Terminals: []storage.Terminal{}}
@@ -224,13 +231,15 @@ func (d *Daemon) status() api.Status {
 		st.Bills, st.OpenBills, st.Receipts, st.Outbox, st.Parked = s.Bills, s.OpenBills, s.Receipts, s.Outbox, s.Parked
 	}
 	st.OutboxOldest = timePtr(d.Store.OldestQueued())
-	if ids, err := d.Store.PaidTwice(); err == nil && ids != nil {
-		st.PaidTwice = ids
-	}
-	if rs, err := d.Store.Parked(); err == nil {
-		for _, r := range rs {
-			st.ParkedList = append(st.ParkedList, api.ParkedReceipt{EventID: r.EventID, BillID: r.BillID,
-				ReceivedAt: r.ReceivedAt, Attempts: r.Attempts, Answer: r.LastError})
+	if lists {
+		if ids, err := d.Store.PaidTwice(); err == nil && ids != nil {
+			st.PaidTwice = ids
+		}
+		if rs, err := d.Store.Parked(); err == nil {
+			for _, r := range rs {
+				st.ParkedList = append(st.ParkedList, api.ParkedReceipt{EventID: r.EventID, BillID: r.BillID,
+					ReceivedAt: r.ReceivedAt, Attempts: r.Attempts, Answer: r.LastError})
+			}
 		}
 	}
 	if d.journal != nil {

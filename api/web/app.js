@@ -194,7 +194,7 @@
       setText('last-pull', whenAgo(o.last_pull_at, o.now));
       setText('last-push', whenAgo(o.last_push_at, o.now));
       var le = byTestID('last-error');
-      le.textContent = o.last_error ? t('overview.last_error') + ': ' + o.last_error : '';
+      le.textContent = o.last_error ? t('overview.last_error') + (o.last_error_at ? ' (' + whenAgo(o.last_error_at, o.now) + ')' : '') + ': ' + o.last_error : '';
       le.hidden = !o.last_error;
 
       setText('outbox-count', o.outbox).setAttribute('data-count', String(o.outbox));

@@ -204,10 +204,10 @@ type gotResponse struct {
 	header map[string]string
 }
 
-// openTab starts chromium for one test; it is closed, and any process of
-// it left killed, when the test ends. Without chromium the test skips, or
-// fails with SHOPBRIDGE_STRICT=1.
-func openTab(t *testing.T, o browser.Options) *tab {
+// needChromium returns the chromium to run, or skips the test (fails it
+// with SHOPBRIDGE_STRICT=1) when there is none. Tests call it first, so a
+// skip starts nothing.
+func needChromium(t *testing.T) string {
 	t.Helper()
 	path := browser.Path()
 	if path == "" {
@@ -216,6 +216,15 @@ func openTab(t *testing.T, o browser.Options) *tab {
 		}
 		t.Skip("console browser test skipped: no chromium on PATH (apt-get install -y chromium, or set SHOPBRIDGE_CHROMIUM)")
 	}
+	return path
+}
+
+// openTab starts chromium for one test; it is closed, and any process of
+// it left killed, when the test ends. Without chromium the test skips, or
+// fails with SHOPBRIDGE_STRICT=1.
+func openTab(t *testing.T, o browser.Options) *tab {
+	t.Helper()
+	path := needChromium(t)
 	dir := filepath.Join(t.TempDir(), "chromium-profile")
 	b, err := browser.Start(context.Background(), path, dir, o)
 	if err != nil {
@@ -457,6 +466,7 @@ func (tb *tab) responsesTo(prefix string) []gotResponse {
 // (no reload), shows it offline and the receipt waiting in the outbox, and
 // online again once the simulator is back.
 func TestConsoleOverviewShowsOutage(t *testing.T) {
+	needChromium(t)
 	sim, d := startConsoleStack(t, nil)
 	tb := openTab(t, browser.Options{Lang: "en"})
 	tb.open(d.base + "/admin/")
@@ -508,6 +518,7 @@ func TestConsoleOverviewShowsOutage(t *testing.T) {
 // parked; the overview lists it with the upstream's answer; its Retry
 // button, with the simulator healed, delivers it and it leaves the list.
 func TestConsoleParkedRetry(t *testing.T) {
+	needChromium(t)
 	sim, d := startConsoleStack(t, nil)
 	sim.fault(t, crmsim.Fault{Mode: crmsim.Fault400, Kind: crmsim.KindReceipts})
 	id := uniqueID("parked")
@@ -583,6 +594,7 @@ func rowSeqs(tb *tab) []int {
 // which carries the same id) and none of the others'; with the kind filter
 // too it finds exactly the one row. The live tail shows a new receipt.
 func TestConsoleJournalFilter(t *testing.T) {
+	needChromium(t)
 	_, d := startConsoleStack(t, nil)
 	ids := []string{uniqueID("jf"), uniqueID("jf"), uniqueID("jf")}
 	for i, id := range ids {
@@ -671,6 +683,7 @@ func checkLang(t *testing.T, tb *tab, page, lang string) {
 // nor English and when it asks for Russian; English for Accept-Language en;
 // the switch changes the language and the choice sticks across pages.
 func TestConsoleLanguages(t *testing.T) {
+	needChromium(t)
 	_, d := startConsoleStack(t, nil)
 	pages := []string{"/admin/", "/admin/journal", "/admin/bills"}
 	for _, c := range []struct{ accept, want string }{{"de", "ru"}, {"ru", "ru"}, {"en", "en"}} {
@@ -796,6 +809,7 @@ func crossSitePOST(t *testing.T, tb *tab, sim *consoleSim, d *proc) (target stri
 // TestConsoleCrossSitePOST: no admin token, so loopback needs no login and
 // only the CSRF checks stand between another site and the daemon.
 func TestConsoleCrossSitePOST(t *testing.T) {
+	needChromium(t)
 	sim, d := startConsoleStack(t, nil)
 	tb := openTab(t, browser.Options{Lang: "en"})
 	target := crossSitePOST(t, tb, sim, d)
@@ -810,6 +824,7 @@ func TestConsoleCrossSitePOST(t *testing.T) {
 // not in the daemon's log, journal or store; logging out clears the
 // cookie; a cross-site POST with the session cookie is still refused.
 func TestConsoleLogin(t *testing.T) {
+	needChromium(t)
 	token := fmt.Sprintf("adm-%016x%016x", rand.Uint64(), rand.Uint64())
 	sim, d := startConsoleStack(t, []string{"SHOPBRIDGE_ADMIN_TOKEN=" + token})
 	tb := openTab(t, browser.Options{Lang: "en"})
@@ -938,6 +953,7 @@ func sessionCookie(t *testing.T, tb *tab, d *proc) *network.Cookie {
 // into the page is refused and reported, which shows both that the policy
 // is enforced and that this test would see a violation.
 func TestConsoleCSP(t *testing.T) {
+	needChromium(t)
 	_, d := startConsoleStack(t, []string{"SHOPBRIDGE_ADMIN_TOKEN=csp-test-token"})
 	postReceipt(t, d, receiptBody(uniqueID("csp"), "49040", "SELL", ""))
 	tb := openTab(t, browser.Options{Lang: "ru"})

@@ -29,6 +29,7 @@ func TestConsoleScreenshots(t *testing.T) {
 	if out == "" {
 		t.Skip("screenshots are written only with SHOPBRIDGE_SCREENSHOTS=DIR (make screenshots)")
 	}
+	needChromium(t)
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -29,8 +29,10 @@ const (
 	EMISSING      = "missing"      // 400: a required field is absent or empty
 	EVALUE        = "value"        // 400: well-formed, but a value cannot be used
 	ENOTFOUND     = "not_found"    // 404
-	ETOOLARGE     = "too_large"    // 413
-	EUNAVAILABLE  = "unavailable"  // 503: the store is closed or broken
+	ETOOLARGE     = "too_large"    // 413: the body is over the limit
+	EURITOOLONG   = "uri_too_long" // 414
+	EHEADERS      = "headers"      // 431: the request headers are over the limit
+	EUNAVAILABLE  = "unavailable"  // 503: the store is closed or cannot write
 	EUNAUTHORIZED = "unauthorized" // 401
 	EFORBIDDEN    = "forbidden"    // 403
 	EMETHOD       = "method"       // 405

@@ -147,13 +147,29 @@ func (j *journalWriter) write(batch []shopbridge.JournalEntry) {
 	if len(batch) == 0 {
 		return
 	}
+	j.seen(batch)
+	// While the store cannot write (a full disk), the journal gives way:
+	// its batches would only fail, and take pages a receipt may still
+	// find. The entries are counted as dropped; the store has logged why.
+	if j.store.Degraded() {
+		j.dropped.Add(uint64(len(batch)))
+		return
+	}
 	if err := j.store.AppendJournal(batch); err != nil {
-		j.logger.Error("journal write failed", "entries", len(batch), "err", err)
+		j.dropped.Add(uint64(len(batch)))
+		if shopbridge.ErrorKind(err) != shopbridge.EUNAVAILABLE {
+			j.logger.Error("journal write failed", "entries", len(batch), "err", err)
+		}
 		return
 	}
 	j.written.Add(uint64(len(batch)))
 	j.lagNS.Store(int64(time.Since(batch[0].Time)))
+}
+
+// seen keeps the registers of a batch, written or not.
+func (j *journalWriter) seen(batch []shopbridge.JournalEntry) {
 	j.mu.Lock()
+	defer j.mu.Unlock()
 	for _, e := range batch {
 		if e.Client == "" || e.Client == "upstream" {
 			continue
@@ -166,7 +182,6 @@ func (j *journalWriter) write(batch []shopbridge.JournalEntry) {
 		j.terminals[k] = t
 		j.dirty[k] = true
 	}
-	j.mu.Unlock()
 }
 
 func (j *journalWriter) flushTerminals() {
@@ -177,16 +192,34 @@ func (j *journalWriter) flushTerminals() {
 	}
 	clear(j.dirty)
 	j.mu.Unlock()
-	if err := j.store.PutTerminals(ts); err != nil {
-		j.logger.Error("saving terminals failed", "err", err)
+	if len(ts) == 0 || j.store.Degraded() {
+		j.restoreDirty(ts)
+		return
 	}
+	if err := j.store.PutTerminals(ts); err != nil {
+		j.restoreDirty(ts)
+		if shopbridge.ErrorKind(err) != shopbridge.EUNAVAILABLE {
+			j.logger.Error("saving terminals failed", "err", err)
+		}
+	}
+}
+
+// restoreDirty marks terminals not saved to be saved at the next flush.
+func (j *journalWriter) restoreDirty(ts []storage.Terminal) {
+	j.mu.Lock()
+	for _, t := range ts {
+		j.dirty[terminalKey(t)] = true
+	}
+	j.mu.Unlock()
 }
 
 func (j *journalWriter) prune() {
 	for {
 		n, err := j.store.PruneJournal(time.Now(), j.maxAge, j.maxBytes, 10000)
 		if err != nil {
-			j.logger.Error("journal prune failed", "err", err)
+			if shopbridge.ErrorKind(err) != shopbridge.EUNAVAILABLE {
+				j.logger.Error("journal prune failed", "err", err)
+			}
 			return
 		}
 		if n > 0 {

@@ -66,8 +66,9 @@ func settles(r *shopbridge.Receipt) bool {
 // The same id with other bytes is an ECONFLICT error.
 func (s *Store) AcceptReceipt(r *shopbridge.Receipt) (dup bool, err error) {
 	// A register retrying a receipt already stored needs no write, nor a
-	// place in a commit.
-	if old, err := s.Receipt(r.EventID); err == nil {
+	// place in a commit; but not while degraded: what a read shows after a
+	// failed commit may not be on disk, and a commit makes it so (fault.go).
+	if old, err := s.Receipt(r.EventID); err == nil && !s.degraded.Load() {
 		if !bytes.Equal(old.Body, r.Body) {
 			return false, conflictError(r.EventID)
 		}

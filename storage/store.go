@@ -103,6 +103,14 @@ type Store struct {
 
 	bodies *bodyCache
 
+	// Write health (fault.go): degraded is read on every receipt, the
+	// rest under healthMu.
+	degraded atomic.Bool
+	failed   atomic.Uint64 // commits that failed at the disk
+	healthMu sync.Mutex
+	health   Health
+	probes   sync.WaitGroup
+
 	metaMu   sync.RWMutex
 	system   string
 	syncedAt time.Time
@@ -120,6 +128,11 @@ func Open(path string, opts Options) (*Store, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
+		if err := checkEmpty(path); err != nil {
+			return nil, err
+		}
+	} else if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
+		return nil, fmt.Errorf("store %s is empty (0 bytes)", path)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
 	if err != nil {
@@ -135,6 +148,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if !opts.ReadOnly {
+		s.writeMarker()
 		s.calls, s.committed = make(chan *call), make(chan struct{})
 		go s.committer()
 	}
@@ -154,6 +168,20 @@ func (s *Store) init(readOnly bool) error {
 			s.loadMeta(meta)
 			return nil
 		})
+	}
+	// A store that needs nothing written opens without a commit, so that
+	// it opens on a full disk too (degraded at its first write).
+	ready := false
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if ready = !needsInit(tx); ready {
+			s.loadMeta(tx.Bucket(bucketMeta))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if ready {
+		return nil
 	}
 	return s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
@@ -200,6 +228,21 @@ func (s *Store) init(readOnly bool) error {
 		s.loadMeta(meta)
 		return nil
 	})
+}
+
+// needsInit reports whether init has anything to write: buckets, the
+// instance id or the schema version.
+func needsInit(tx *bolt.Tx) bool {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil || meta.Get(keyInstanceID) == nil || string(meta.Get(keySchema)) != fmt.Sprint(schemaVersion) {
+		return true
+	}
+	for _, name := range allBuckets {
+		if tx.Bucket(name) == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func newerSchemaError(path string, v int) error {
@@ -281,10 +324,13 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closeOnce.Do(func() {
+		s.healthMu.Lock() // no probe starts after this
 		close(s.closing)
+		s.healthMu.Unlock()
 		if s.committed != nil {
 			<-s.committed
 		}
+		s.probes.Wait()
 	})
 	return s.db.Close()
 }
@@ -305,12 +351,20 @@ func (s *Store) Healthy() bool {
 	return s.db.View(func(tx *bolt.Tx) error { return nil }) == nil
 }
 
-// update runs fn in a write transaction of its own.
+// update runs fn in a write transaction of its own. A commit that fails
+// (fn itself did not) failed at the disk: see commitFailed.
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	ran := false
+	var fnErr error
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		ran = true
 		tx.OnCommit(func() { s.commits.Add(1) })
-		return fn(tx)
+		fnErr = fn(tx)
+		return fnErr
 	})
+	if err != nil && ran && fnErr == nil {
+		return s.commitFailed(err)
+	}
 	return storeErr(err)
 }
 
@@ -346,7 +400,9 @@ const groupLinger = 500 * time.Microsecond
 // committer is the group commit: it takes every call waiting when the
 // previous commit ends and commits them together. A lone register never
 // waits on a timer; under load the group grows with the queue. A call that
-// fails rolls the group back, and each call then runs alone.
+// fails rolls the group back, and each call then runs alone; a commit that
+// fails at the disk fails every call in it (running each alone would only
+// fail each again).
 func (s *Store) committer() {
 	defer close(s.committed)
 	linger := time.NewTimer(time.Hour)
@@ -401,7 +457,7 @@ func (s *Store) committer() {
 			return nil
 		})
 		for _, c := range group {
-			if err != nil && len(group) > 1 {
+			if err != nil && len(group) > 1 && shopbridge.ErrorKind(err) != shopbridge.EUNAVAILABLE {
 				c.err <- s.update(c.fn)
 			} else {
 				c.err <- err
@@ -416,8 +472,11 @@ func (s *Store) view(fn func(tx *bolt.Tx) error) error {
 
 // storeErr turns bbolt's own failures into the project's kinds.
 func storeErr(err error) error {
-	if errors.Is(err, berrors.ErrDatabaseNotOpen) || errors.Is(err, berrors.ErrDatabaseReadOnly) {
-		return shopbridge.Errorf(shopbridge.EUNAVAILABLE, "store", "the store is unavailable: %v", err)
+	switch {
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
+		return fmt.Errorf("%w: %w", shopbridge.Errorf(shopbridge.EUNAVAILABLE, "store", "the store is closed"), err)
+	case errors.Is(err, berrors.ErrDatabaseReadOnly):
+		return fmt.Errorf("%w: %w", shopbridge.Errorf(shopbridge.EUNAVAILABLE, "store", "the store is open read-only"), err)
 	}
 	return err
 }

@@ -107,7 +107,7 @@ func (s *Syncer) hello(ctx context.Context) error {
 	}
 	s.setLast(&s.lastHello, time.Now())
 	if err := s.st.SetSystem(system); err != nil {
-		s.log.Error("store the upstream's system", "err", err)
+		s.storeFailed("store the upstream's system", err)
 	}
 	return nil
 }
@@ -169,7 +169,7 @@ func (s *Syncer) pull(ctx context.Context) error {
 	at := time.Now()
 	fetch, err := s.st.ApplyList(all, storage.ListAll, at)
 	if err != nil {
-		s.log.Error("store the upstream list", "err", err)
+		s.storeFailed("store the upstream list", err)
 		return err
 	}
 	var errs []error
@@ -177,7 +177,7 @@ func (s *Syncer) pull(ctx context.Context) error {
 	if err != nil {
 		errs = append(errs, err)
 	} else if more, err := s.st.ApplyList(notIn(today, all), storage.ListPartial, at); err != nil {
-		s.log.Error("store the upstream list of today", "err", err)
+		s.storeFailed("store the upstream list of today", err)
 		errs = append(errs, err)
 	} else {
 		fetch = append(fetch, more...)
@@ -235,7 +235,7 @@ func (s *Syncer) fetchBills(ctx context.Context, ids []string) error {
 		defer close(stored)
 		for body := range bodies {
 			if _, _, err := s.st.PutBill(body, time.Now()); err != nil {
-				s.log.Error("store a bill", "err", err)
+				s.storeFailed("store a bill", err)
 				fail(err)
 				continue
 			}
@@ -265,7 +265,7 @@ func (s *Syncer) storeBill(ctx context.Context, id string) error {
 		return err
 	}
 	if _, _, err := s.st.PutBill(body, time.Now()); err != nil {
-		s.log.Error("store a bill", "id", id, "err", err)
+		s.storeFailed("store a bill", err, "id", id)
 		return err
 	}
 	s.m.billsFetched.Add(1)

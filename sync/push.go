@@ -311,7 +311,7 @@ func (p *pusher) push(r *shopbridge.Receipt) {
 	if serr != nil {
 		// The upstream's verdict is not on disk: keep the receipt queued
 		// here; it goes again (a duplicate at worst, with the same id).
-		s.log.Error("record a push outcome", "event_id", r.EventID, "outcome", res.outcome, "err", serr)
+		s.storeFailed("record a push outcome", serr, "event_id", r.EventID, "outcome", res.outcome)
 		if res.outcome != outRetry {
 			res.outcome = outRetry
 			if errors.Is(serr, context.Canceled) {

@@ -339,3 +339,14 @@ func wait(ctx context.Context, d time.Duration, wake ...<-chan struct{}) bool {
 	}
 	return true
 }
+
+// storeFailed logs a failed store write; at debug level when the store
+// cannot write at all (a full disk): the store logs that itself, once, and
+// each sync cycle would repeat it.
+func (s *Syncer) storeFailed(msg string, err error, args ...any) {
+	level := slog.LevelError
+	if shopbridge.ErrorKind(err) == shopbridge.EUNAVAILABLE {
+		level = slog.LevelDebug
+	}
+	s.log.Log(context.Background(), level, msg, append(args, "err", err)...)
+}

@@ -41,6 +41,7 @@ type Status struct {
 	Terminals     []storage.Terminal    `json:"terminals"`
 	Journal       JournalStatus         `json:"journal"`
 	Store         storage.Stats         `json:"store"`
+	StoreHealth   storage.Health        `json:"store_health"`
 	MDNS          shopbridge.MDNSStatus `json:"mdns"`
 }
 
@@ -150,9 +151,15 @@ func (s *Server) journal(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	writeJSON(w, http.StatusOK, body)
 }
 
+// healthz is 200 ok while the store is open and can write; 503 with the
+// reason otherwise ("store degraded: disk full"), for a service monitor.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	if !s.cfg.Store.Healthy() {
 		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	if h := s.cfg.Store.Health(); h.State != storage.StateOK {
+		http.Error(w, "store "+h.State+": "+h.Reason, http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

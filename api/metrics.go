@@ -11,6 +11,7 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/shopbridge/shopbridge"
+	"github.com/shopbridge/shopbridge/storage"
 )
 
 // Latency histogram bounds in seconds.
@@ -71,6 +72,8 @@ var (
 	receiptsAccepted = shopbridge.Metric{Name: "shopbridge_receipts_accepted_total", Type: "counter", Help: "Receipts accepted (durable), duplicates excluded."}
 	outboxReceipts   = shopbridge.Metric{Name: "shopbridge_outbox_receipts", Type: "gauge", Help: "Receipts waiting for the upstream."}
 	storeCommits     = shopbridge.Metric{Name: "shopbridge_store_commits_total", Type: "counter", Help: "Write transactions committed (each one round of fsyncs)."}
+	storeFailed      = shopbridge.Metric{Name: "shopbridge_store_failed_commits_total", Type: "counter", Help: "Write transactions that failed at the disk (full, read-only, I/O error)."}
+	storeDegraded    = shopbridge.Metric{Name: "shopbridge_store_degraded", Type: "gauge", Help: "1 for the reason the store cannot write while it cannot, else 0."}
 )
 
 func (m *metrics) write(w io.Writer) {
@@ -110,6 +113,15 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ httprout
 	s.metrics.write(w)
 	outboxReceipts.Write(w, float64(s.cfg.Store.OutboxLen()))
 	storeCommits.Write(w, float64(s.cfg.Store.Commits()))
+	h := s.cfg.Store.Health()
+	storeFailed.Write(w, float64(h.FailedCommits))
+	degraded := make([]float64, len(storage.Faults))
+	for i, f := range storage.Faults {
+		if h.State == storage.StateDegraded && h.Reason == f {
+			degraded[i] = 1
+		}
+	}
+	storeDegraded.WriteLabelled(w, "reason", storage.Faults, degraded)
 	for _, m := range s.cfg.Metrics {
 		m.WriteMetrics(w)
 	}

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
@@ -27,6 +29,9 @@ type ReceiptEnvelope struct {
 // the outbox and leaves the bytes alone.
 func ParseReceipt(body []byte) (ReceiptEnvelope, error) {
 	var env ReceiptEnvelope
+	if len(bytes.TrimSpace(body)) == 0 {
+		return env, shopbridge.Errorf(shopbridge.EINVALID, "body", "the body is empty: a receipt is a JSON object")
+	}
 	if !json.Valid(body) {
 		err := json.Unmarshal(body, new(json.RawMessage))
 		return env, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt is not valid JSON: %v", err)
@@ -112,14 +117,10 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	if r.ContentLength > MaxBody {
 		return shopbridge.Errorf(shopbridge.ETOOLARGE, "body", "the body is %d bytes, over the 1 MiB limit", r.ContentLength)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	body, err := readBody(w, r)
 	x.reqBody = body
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return shopbridge.Errorf(shopbridge.ETOOLARGE, "body", "the body is over the 1 MiB limit")
-		}
-		return shopbridge.Errorf(shopbridge.EINVALID, "body", "reading the body: %v", err)
+		return err
 	}
 	env, err := ParseReceipt(body)
 	if err != nil {
@@ -154,4 +155,58 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// BodyTime is how long a receipt's body may take to arrive after its
+// headers, plus a second per BodyRate bytes declared: a register on the LAN
+// sends a receipt in milliseconds, and one that stops short of its
+// Content-Length hears 400 within seconds instead of holding the connection
+// until the server's 30 s ReadTimeout.
+const (
+	BodyTime = 5 * time.Second
+	BodyRate = 100 << 10
+)
+
+// readBody reads a receipt's body within its deadline and up to MaxBody. Its
+// errors say what was wrong with the body, never the socket's error text.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	d := BodyTime
+	if r.ContentLength > 0 {
+		d += time.Duration(r.ContentLength/BodyRate) * time.Second
+	}
+	rc := http.NewResponseController(w)
+	// Not every ResponseWriter can (a test's recorder): the server's own
+	// timeouts still apply then.
+	_ = rc.SetReadDeadline(time.Now().Add(d))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err == nil {
+		_ = rc.SetReadDeadline(time.Time{})
+		return body, nil
+	}
+	// What is left of the body must not be read as the next request, and
+	// net/http must not wait for it before answering (it reads the rest of
+	// an unread body to keep the connection): close after the answer, and
+	// let any further read fail at once.
+	w.Header().Set("Connection", "close")
+	_ = rc.SetReadDeadline(time.Now())
+	got := len(body)
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe):
+		return body, shopbridge.Errorf(shopbridge.ETOOLARGE, "body", "the body is over the 1 MiB limit")
+	case errors.As(err, &ne) && ne.Timeout():
+		if r.ContentLength > 0 {
+			return body, shopbridge.Errorf(shopbridge.EINVALID, "body",
+				"the body stopped short of its Content-Length: got %d of %d bytes in %s", got, r.ContentLength, d)
+		}
+		return body, shopbridge.Errorf(shopbridge.EINVALID, "body", "the body did not end within %s (got %d bytes)", d, got)
+	case errors.Is(err, io.ErrUnexpectedEOF) && r.ContentLength > 0:
+		return body, shopbridge.Errorf(shopbridge.EINVALID, "body",
+			"the body ended before its Content-Length (got %d of %d bytes)", got, r.ContentLength)
+	case r.ContentLength < 0:
+		// Chunked: net/http's chunk parser failed.
+		return body, shopbridge.Errorf(shopbridge.EINVALID, "body", "the body's chunked encoding is malformed (after %d bytes)", got)
+	}
+	return body, shopbridge.Errorf(shopbridge.EINVALID, "body", "the body could not be read (got %d bytes)", got)
 }

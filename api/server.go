@@ -120,13 +120,49 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// ServeHTTP checks the client address, then routes.
+// MaxURL is the longest request target accepted (414 beyond).
+const MaxURL = 8 << 10
+
+// MaxHeader is the most request header bytes accepted, names and values
+// (431 beyond). The http.Server's own MaxHeaderBytes must be well above it
+// (see MaxHeaderBytes), so that this check, with the Evotor body, is the one
+// a register meets.
+const MaxHeader = 64 << 10
+
+// MaxHeaderBytes is what the daemon gives http.Server: its plain-text 431
+// answers only requests far beyond MaxURL and MaxHeader, and Listener turns
+// even that into the Evotor body.
+const MaxHeaderBytes = 1 << 20
+
+// ServeHTTP checks the request's size and the client address, then routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := checkSize(r); err != nil {
+		w.Header().Set("Connection", "close")
+		s.fail(w, err)
+		return
+	}
 	if !s.allowed(clientAddr(r)) {
 		s.fail(w, shopbridge.Errorf(shopbridge.EFORBIDDEN, "client", "client address %s is not allowed (see --allow)", clientAddr(r)))
 		return
 	}
 	s.router.ServeHTTP(w, r)
+}
+
+// checkSize enforces MaxURL and MaxHeader.
+func checkSize(r *http.Request) error {
+	if len(r.RequestURI) > MaxURL {
+		return shopbridge.Errorf(shopbridge.EURITOOLONG, "url", "the URL is %d bytes, over the %d KiB limit", len(r.RequestURI), MaxURL>>10)
+	}
+	n := 0
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4 // ": " and CRLF
+		}
+	}
+	if n > MaxHeader {
+		return shopbridge.Errorf(shopbridge.EHEADERS, "header", "the request headers are %d bytes, over the %d KiB limit", n, MaxHeader>>10)
+	}
+	return nil
 }
 
 func clientAddr(r *http.Request) netip.Addr {
@@ -156,7 +192,8 @@ func (s *Server) allowed(a netip.Addr) bool {
 // fail writes the Evotor error body for err.
 func (s *Server) fail(w http.ResponseWriter, err error) {
 	status, body := errorBody(err)
-	if status >= 500 {
+	// Only the unexpected: a store that cannot write says so once itself.
+	if status == http.StatusInternalServerError {
 		s.logger.Error("request failed", "err", err)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
@@ -277,6 +314,10 @@ func (r *recorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection (the receipt
+// handler sets a read deadline through it).
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 func (r *recorder) Write(p []byte) (int, error) {
 	if r.keep && len(r.body) < MaxJournalBody {
 		n := min(len(p), MaxJournalBody-len(r.body))
@@ -323,8 +364,13 @@ const (
 	CodeMethod       = 2005 // 405
 	CodeConflict     = 2006 // 409: event id already used with other content
 	CodeTooLarge     = 2007 // 413: body over 1 MiB
+	CodeURITooLong   = 2008 // 414: URL over MaxURL
+	CodeHeaders      = 2009 // 431: request headers over MaxHeader
+	CodeExpect       = 2010 // 417: an Expect other than 100-continue (Listener)
+	CodeEncoding     = 2011 // 501: a Transfer-Encoding other than chunked (Listener)
+	CodeVersion      = 2012 // 505: an HTTP version other than 1.x (Listener)
 	CodeInternal     = 3000 // 500
-	CodeUnavailable  = 3001 // 503: the store is unavailable
+	CodeUnavailable  = 3001 // 503: the store is closed or cannot write (disk full)
 )
 
 // errorStatus maps the project's error kinds to HTTP status and Evotor code.
@@ -348,6 +394,10 @@ func errorStatus(err error) (status, code int) {
 		return http.StatusConflict, CodeConflict
 	case shopbridge.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge, CodeTooLarge
+	case shopbridge.EURITOOLONG:
+		return http.StatusRequestURITooLong, CodeURITooLong
+	case shopbridge.EHEADERS:
+		return http.StatusRequestHeaderFieldsTooLarge, CodeHeaders
 	case shopbridge.EUNAVAILABLE:
 		return http.StatusServiceUnavailable, CodeUnavailable
 	}
@@ -371,8 +421,12 @@ func errorBody(err error) (status int, body []byte) {
 	if status == http.StatusInternalServerError {
 		reason = "internal error" // details go to the log, not to terminals
 	}
-	body, _ = json.Marshal(struct {
+	return status, errorJSON(code, reason, shopbridge.ErrorSubject(err))
+}
+
+func errorJSON(code int, reason, subject string) []byte {
+	body, _ := json.Marshal(struct {
 		Errors []errorItem `json:"errors"`
-	}{[]errorItem{{Code: code, Reason: reason, Subject: shopbridge.ErrorSubject(err)}}})
-	return status, body
+	}{[]errorItem{{Code: code, Reason: reason, Subject: subject}}})
+	return body
 }

@@ -111,11 +111,11 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    api.MaxHeaderBytes, // the handler's own limits answer with the Evotor body
 		ErrorLog:          slog.NewLogLogger(d.Logger.With("part", "http").Handler(), slog.LevelWarn),
 	}
 	d.serveErr = make(chan error, 1)
-	go func() { d.serveErr <- d.http.Serve(d.ln) }()
+	go func() { d.serveErr <- d.http.Serve(api.Listener(d.ln)) }()
 
 	if d.syncer != nil {
 		if err := d.syncer.Open(ctx); err != nil {
@@ -230,6 +230,7 @@ func (d *Daemon) statusWith(lists bool) api.Status {
 		st.Store = s
 		st.Bills, st.OpenBills, st.Receipts, st.Outbox, st.Parked = s.Bills, s.OpenBills, s.Receipts, s.Outbox, s.Parked
 	}
+	st.StoreHealth = d.Store.Health()
 	st.OutboxOldest = timePtr(d.Store.OldestQueued())
 	if lists {
 		if ids, err := d.Store.PaidTwice(); err == nil && ids != nil {

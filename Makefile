@@ -54,9 +54,14 @@ crmsim: build
 fuzz-crmsim:
 	go test -run '^$$' -fuzz FuzzParseData -fuzztime 30s -fuzzminimizetime 100x ./crmsim/
 
-.PHONY: dist test-packages
+.PHONY: dist test-packages tools
+# The Debian/Ubuntu packages make dist and the tests need
+# (packaging/apt-packages.txt, the same list CI installs); needs root.
+tools:
+	packaging/install-tools.sh
+
 # linux/amd64, linux/arm64, windows/amd64: tar.gz, zip, .deb, .rpm, .msi
-# and SHA256SUMS in dist/.
+# and SHA256SUMS in dist/. Says which tool is missing before it builds.
 dist:
 	VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' packaging/dist.sh
 

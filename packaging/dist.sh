@@ -9,7 +9,9 @@
 # once into ~/.cache/shopbridge-tools otherwise), EXTRA_LDFLAGS (appended to
 # LDFLAGS, for test builds only, e.g. packaging/test.sh's schema-3 package;
 # never set for a release).
-# Needs: go, tar, gzip, zip, wixl (apt: msitools/wixl) for the .msi.
+# Needs: go, tar, gzip, zip, sha256sum, wixl for the .msi: `make tools`
+# installs what is missing (packaging/apt-packages.txt); dist.sh names any
+# missing tool before it builds.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -26,6 +28,25 @@ NFPM_VERSION=v2.45.2
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
 
 has() { [[ " $FORMATS " == *" $1 "* ]]; }
+
+# Every tool the chosen formats need, checked before anything is built, each
+# with the package that brings it (packaging/apt-packages.txt; make tools).
+need=(go:golang tar:tar gzip:gzip sha256sum:coreutils git:git)
+has zip && need+=(zip:zip)
+has msi && [[ " $PLATFORMS " == *" windows/amd64 "* ]] && need+=(wixl:wixl)
+missing=0
+for t in "${need[@]}"; do
+	tool=${t%%:*} pkg=${t#*:}
+	if ! command -v "$tool" >/dev/null 2>&1; then
+		if [[ $tool == go ]]; then
+			echo "dist: go not found: install Go 1.26 (see README: Quick start)" >&2
+		else
+			echo "dist: $tool not found: run make tools (or apt-get install $pkg)" >&2
+		fi
+		missing=1
+	fi
+done
+[[ $missing == 0 ]] || exit 1
 
 # pkg_version turns git describe into a version dpkg and rpm order right:
 # v1.2.0 -> 1.2.0, v1.2.0-3-gabc -> 1.2.0+3.gabc, v1.2.0-rc1 -> 1.2.0~rc1,

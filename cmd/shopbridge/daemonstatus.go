@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shopbridge/shopbridge/api"
+	"github.com/shopbridge/shopbridge/storage"
 )
 
 // printDaemonStatus prints the running daemon's sync state for people: the
@@ -30,6 +31,11 @@ func printDaemonStatus(w io.Writer, baseURL string) error {
 }
 
 func writeDaemonStatus(w io.Writer, st *api.Status, now time.Time) {
+	// First, since it stops receipts: a store that cannot write.
+	if h := st.StoreHealth; h.State == storage.StateDegraded {
+		fmt.Fprintf(w, "store:      DEGRADED since %s: %s; receipts get 503 and the registers keep them. Free disk space: the store recovers by itself\n",
+			when(h.Since, now), h.Reason)
+	}
 	switch st.Upstream {
 	case "", "none":
 		fmt.Fprintln(w, "upstream:   none (standalone: no --upstream configured)")

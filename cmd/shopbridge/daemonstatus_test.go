@@ -56,6 +56,18 @@ func TestPrintDaemonStatus(t *testing.T) {
 		t.Errorf("online again, the old error still shows:\n%s", buf.String())
 	}
 
+	if strings.Contains(buf.String(), "store:") {
+		t.Errorf("a store that writes is reported:\n%s", buf.String())
+	}
+	doc["store_health"] = map[string]any{"state": "degraded", "reason": "disk full", "since": now.Add(-3 * time.Minute)}
+	buf.Reset()
+	if err := printDaemonStatus(&buf, srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(buf.String(), "store:      DEGRADED since") || !strings.Contains(buf.String(), "(3m0s ago): disk full; receipts get 503") {
+		t.Errorf("a full disk is not the first line:\n%s", buf.String())
+	}
+
 	doc = map[string]any{"upstream": "none", "outbox": 0, "parked": 0, "parked_receipts": []any{}}
 	buf.Reset()
 	if err := printDaemonStatus(&buf, srv.URL); err != nil {

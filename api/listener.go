@@ -17,7 +17,8 @@ import (
 // speak (505), each as one plain-text write straight to the connection, and
 // an Expect other than 100-continue (417, empty body). The connections
 // Listener returns recognize exactly those writes and send the same status
-// with the Evotor body instead. Everything a handler writes passes through
+// with the Evotor body instead (as HTTP/1.1, which net/http's own errors
+// are too). Everything a handler writes passes through
 // untouched; it cannot look like them (see goAnswer).
 //
 // Still without a body: a request whose headers do not arrive within the
@@ -61,8 +62,8 @@ func (c *conn) CloseWrite() error {
 const goErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
 
 // goExpectFailed is the status line of net/http's answer to an Expect it
-// does not meet (sendExpectationFailed).
-const goExpectFailed = "HTTP/1.1 417 Expectation Failed\r\n"
+// does not meet (sendExpectationFailed), after the request's HTTP version.
+const goExpectFailed = " 417 Expectation Failed\r\n"
 
 // goAnswer reports whether p is one of net/http's own answers, with its
 // status and net/http's detail text (as in "400 Bad Request: malformed Host
@@ -71,16 +72,16 @@ const goExpectFailed = "HTTP/1.1 417 Expectation Failed\r\n"
 // here answers 417; nor does a body: the shapes need CRLFs, which JSON has
 // only between tokens, and end where the write ends.
 func goAnswer(p []byte) (status int, detail string, ok bool) {
-	if len(p) < 13 || !bytes.HasPrefix(p, []byte("HTTP/1.1 ")) || (p[9] != '4' && p[9] != '5') {
+	if len(p) < 13 || !bytes.HasPrefix(p, []byte("HTTP/1.")) || (p[9] != '4' && p[9] != '5') {
 		return 0, "", false
 	}
 	status, err := strconv.Atoi(string(p[9:12]))
 	if err != nil || p[12] != ' ' {
 		return 0, "", false
 	}
-	if bytes.HasPrefix(p, []byte(goExpectFailed)) {
+	if (p[7] == '0' || p[7] == '1') && bytes.HasPrefix(p[8:], []byte(goExpectFailed)) {
 		// Connection, Date, Content-Length: 0, nothing after.
-		head := p[len(goExpectFailed):]
+		head := p[8+len(goExpectFailed):]
 		for len(head) > 2 {
 			i := bytes.Index(head, []byte("\r\n"))
 			if i < 0 {
@@ -95,7 +96,7 @@ func goAnswer(p []byte) (status int, detail string, ok bool) {
 		return status, "", string(head) == "\r\n"
 	}
 	line, rest, found := bytes.Cut(p, []byte("\r\n"))
-	if !found || !bytes.HasPrefix(rest, []byte(goErrorHeaders[2:])) {
+	if !found || p[7] != '1' || !bytes.HasPrefix(rest, []byte(goErrorHeaders[2:])) {
 		return 0, "", false
 	}
 	if body := rest[len(goErrorHeaders)-2:]; bytes.ContainsAny(body, "\r\n") {

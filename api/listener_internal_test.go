@@ -15,6 +15,8 @@ func TestGoAnswer(t *testing.T) {
 		{"431", "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large", 431, "", true},
 		{"501", "HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nUnsupported transfer encoding", 501, "", true},
 		{"417", "HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\nDate: Thu, 03 Dec 2026 10:00:00 GMT\r\nContent-Length: 0\r\n\r\n", 417, "", true},
+		{"417 to HTTP/1.0", "HTTP/1.0 417 Expectation Failed\r\nConnection: close\r\nDate: Thu, 03 Dec 2026 10:00:00 GMT\r\nContent-Length: 0\r\n\r\n", 417, "", true},
+		{"an error shape as HTTP/1.0", "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request", 0, "", false},
 		{"a handler's 400 (Date, Content-Length)", "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nDate: Thu, 03 Dec 2026 10:00:00 GMT\r\nContent-Length: 3\r\n\r\nbad", 0, "", false},
 		{"our own 404", "HTTP/1.1 404 Not Found\r\nContent-Length: 70\r\nContent-Type: application/json; charset=utf-8\r\nDate: Thu, 03 Dec 2026 10:00:00 GMT\r\n\r\n{\"errors\":[]}", 0, "", false},
 		{"a 200", "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nok", 0, "", false},

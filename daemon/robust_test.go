@@ -222,6 +222,7 @@ func TestMalformedRequestsGetEvotorBody(t *testing.T) {
 		{"HTTP/2.0 request line", "GET /api/v2/hello HTTP/2.0\r\nHost: x\r\n\r\n", 505, api.CodeVersion, "request"},
 		{"HTTP/3", "GET /api/v2/hello HTTP/3.0\r\nHost: x\r\n\r\n", 505, api.CodeVersion, "request"},
 		{"Expect other than 100-continue", "POST /api/v2/receipts HTTP/1.1\r\nHost: x\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}", 417, api.CodeExpect, "Expect"},
+		{"Expect in HTTP/1.0", "POST /api/v2/receipts HTTP/1.0\r\nExpect: teapot\r\nContent-Length: 2\r\n\r\n{}", 417, api.CodeExpect, "Expect"},
 		{"bad chunk size", "POST /api/v2/receipts HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" + receipt + "\r\n0\r\n\r\n", 400, api.CodeSyntax, "body"},
 		{"body cut, then the client half-closes", "", 400, api.CodeSyntax, "body"},
 	}

@@ -63,6 +63,15 @@ type Overview struct {
 	PaidTwice        []ConsoleBill         `json:"paid_twice"`
 	Terminals        []ConsoleTerm         `json:"terminals"`
 	MDNS             shopbridge.MDNSStatus `json:"mdns"`
+	Store            ConsoleStore          `json:"store"`
+}
+
+// ConsoleStore tells whether the store can write: while it cannot (a full
+// disk), registers get 503 for receipts and the page says so first.
+type ConsoleStore struct {
+	State  string       `json:"state"`            // storage.StateOK or storage.StateDegraded
+	Reason string       `json:"reason,omitempty"` // "disk full", ...
+	Since  *ConsoleTime `json:"since"`
 }
 
 // ConsoleParked is a receipt the upstream refused.
@@ -142,6 +151,8 @@ func (s *Server) consoleOverview(w http.ResponseWriter, r *http.Request, _ httpr
 	if o.MDNS.State == "" {
 		o.MDNS.State = "off"
 	}
+	h := s.cfg.Store.Health()
+	o.Store = ConsoleStore{State: h.State, Reason: h.Reason, Since: s.ctime(h.Since)}
 	if o.Version == "" {
 		o.Version = shopbridge.Version
 	}

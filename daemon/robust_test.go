@@ -102,6 +102,13 @@ func TestFullDiskThroughDaemon(t *testing.T) {
 	if err := json.Unmarshal(b, &st); err != nil || st.StoreHealth.State != "degraded" || st.StoreHealth.Reason != "disk full" || st.StoreHealth.FailedCommits < 21 {
 		t.Errorf("status store_health = %+v (%v)", st.StoreHealth, err)
 	}
+	var ov struct {
+		Store struct{ State, Reason string } `json:"store"`
+	}
+	_, b, _ = do(t, "GET", p.base+"/admin/api/overview", nil, nil)
+	if err := json.Unmarshal(b, &ov); err != nil || ov.Store.State != "degraded" || ov.Store.Reason != "disk full" {
+		t.Errorf("the console's overview store = %+v (%v): %s", ov.Store, err, b)
+	}
 	time.Sleep(300 * time.Millisecond) // the journal writer's turn, at least twice
 	logs := p.Logs()
 	if n := linesWith(logs, "disk full"); n != 1 {
@@ -136,6 +143,10 @@ func TestFullDiskThroughDaemon(t *testing.T) {
 	_, metrics, _ = do(t, "GET", p.base+"/metrics", nil, nil)
 	if !strings.Contains(string(metrics), `shopbridge_store_degraded{reason="disk full"} 0`+"\n") {
 		t.Errorf("metrics still degraded after recovery")
+	}
+	_, b, _ = do(t, "GET", p.base+"/admin/api/overview", nil, nil)
+	if err := json.Unmarshal(b, &ov); err != nil || ov.Store.State != "ok" {
+		t.Errorf("the console's overview store after recovery = %+v (%v)", ov.Store, err)
 	}
 	p.stop(t)
 

@@ -211,6 +211,13 @@
       setText('instance-id', o.instance_id);
       setText('timezone', o.timezone);
 
+      var sa = byTestID('store-alert');
+      var degraded = o.store && o.store.state === 'degraded';
+      sa.hidden = !degraded;
+      sa.setAttribute('data-state', (o.store && o.store.state) || '');
+      sa.querySelector('.store-reason').textContent = degraded ? (strings['store.' + o.store.reason] ? t('store.' + o.store.reason) : o.store.reason) : '';
+      sa.querySelector('.store-since').textContent = degraded ? whenAgo(o.store.since, o.now) : '';
+
       var alert = byTestID('paid-twice-alert');
       alert.hidden = o.paid_twice_count === 0;
       alert.setAttribute('data-count', String(o.paid_twice_count));

@@ -66,13 +66,17 @@ func settles(r *shopbridge.Receipt) bool {
 // The same id with other bytes is an ECONFLICT error.
 func (s *Store) AcceptReceipt(r *shopbridge.Receipt) (dup bool, err error) {
 	// A register retrying a receipt already stored needs no write, nor a
-	// place in a commit; but not while degraded: what a read shows after a
-	// failed commit may not be on disk, and a commit makes it so (fault.go).
-	if old, err := s.Receipt(r.EventID); err == nil && !s.degraded.Load() {
+	// place in a commit, once the commit that stored it has synced; before
+	// that it takes a place in the next commit, which starts only when that
+	// one has ended. Nor while degraded: what a read shows after a failed
+	// commit may not be on disk, and a commit makes it so (fault.go).
+	if old, onDisk, err := s.receipt(r.EventID); err == nil && !s.degraded.Load() {
 		if !bytes.Equal(old.Body, r.Body) {
 			return false, conflictError(r.EventID)
 		}
-		return true, nil
+		if onDisk {
+			return true, nil
+		}
 	}
 	var conflict bool
 	err = s.batch(func(tx *bolt.Tx) error {
@@ -175,8 +179,14 @@ func (s *Store) Notify() <-chan struct{} { return s.notify }
 
 // Receipt returns the receipt with the given event id.
 func (s *Store) Receipt(eventID string) (*shopbridge.Receipt, error) {
-	var r *shopbridge.Receipt
-	err := s.view(func(tx *bolt.Tx) error {
+	r, _, err := s.receipt(eventID)
+	return r, err
+}
+
+// receipt is Receipt, and whether the receipt is durable (see onDisk).
+func (s *Store) receipt(eventID string) (r *shopbridge.Receipt, onDisk bool, err error) {
+	err = s.view(func(tx *bolt.Tx) error {
+		onDisk = s.onDisk(tx)
 		v := tx.Bucket(bucketReceipts).Get([]byte(eventID))
 		if v == nil {
 			return shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no receipt with event id %s", eventID)
@@ -185,7 +195,7 @@ func (s *Store) Receipt(eventID string) (*shopbridge.Receipt, error) {
 		r, err = decodeReceipt(eventID, v)
 		return err
 	})
-	return r, err
+	return r, onDisk, err
 }
 
 // Outbox returns up to limit queued receipts with a sequence above after,

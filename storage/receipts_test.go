@@ -287,3 +287,39 @@ func settleReceipt(t *testing.T, s *storage.Store, r *shopbridge.Receipt) {
 		t.Fatal(err)
 	}
 }
+
+// TestRetryAnsweredOnlyWhenDurable: a register that sends a receipt again
+// while the commit storing it is still syncing must not hear that it is
+// stored before that commit is on disk. bbolt shows a commit to readers
+// once it has written the meta page, before the fdatasync that makes it
+// durable; a retry answered from what a reader sees could be acknowledged
+// and then lost to a power cut. The retry here comes the moment the
+// receipt is readable; Commits counts only commits whose sync has ended.
+func TestRetryAnsweredOnlyWhenDurable(t *testing.T) {
+	s := storetest.MustOpen(t)
+	for i := range 50 {
+		r := receipt(fmt.Sprintf("ev-%d", i), "SELL", "", "")
+		before := s.Commits()
+		first := make(chan error, 1)
+		go func() {
+			_, err := s.AcceptReceipt(r)
+			first <- err
+		}()
+		for {
+			if _, err := s.Receipt(r.EventID); err == nil {
+				break
+			}
+		}
+		dup, err := s.AcceptReceipt(receipt(r.EventID, "SELL", "", ""))
+		synced := s.Commits() > before
+		if err != nil || !dup {
+			t.Fatalf("retry of %s: dup=%v err=%v, want a duplicate", r.EventID, dup, err)
+		}
+		if !synced {
+			t.Fatalf("retry of %s was answered as stored before the commit that stores it had synced (attempt %d)", r.EventID, i+1)
+		}
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

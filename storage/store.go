@@ -96,6 +96,7 @@ type Store struct {
 	notify     chan struct{} // a receipt entered the outbox
 
 	commits   atomic.Uint64
+	synced    atomic.Uint64 // id of the newest transaction whose commit has synced
 	calls     chan *call    // group commit queue; nil when read-only
 	closing   chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -358,7 +359,12 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 	var fnErr error
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		ran = true
-		tx.OnCommit(func() { s.commits.Add(1) })
+		id := uint64(tx.ID())
+		// bbolt runs commit handlers after the meta page's fdatasync.
+		tx.OnCommit(func() {
+			s.commits.Add(1)
+			s.synced.Store(id)
+		})
 		fnErr = fn(tx)
 		return fnErr
 	})
@@ -367,6 +373,13 @@ func (s *Store) update(fn func(tx *bolt.Tx) error) error {
 	}
 	return storeErr(err)
 }
+
+// onDisk reports whether what tx sees is durable. bbolt shows a commit to
+// new readers as soon as it has written the meta page, before the
+// fdatasync that makes it durable, so a read can see a commit that a power
+// cut would still undo. The store's first commit at Open syncs the file,
+// so everything an earlier process left is durable too.
+func (s *Store) onDisk(tx *bolt.Tx) bool { return uint64(tx.ID()) <= s.synced.Load() }
 
 // batch runs fn in a write transaction it may share with concurrent callers
 // (one fsync for all). fn may run more than once and must not keep effects

@@ -46,6 +46,13 @@ func (l *ledger) ack(s sent) {
 	}
 }
 
+func (l *ledger) get(id string) (sent, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.acked[id]
+	return s, ok
+}
+
 // snapshot returns the acknowledged receipts so far.
 func (l *ledger) snapshot() []sent {
 	l.mu.Lock()
@@ -58,10 +65,13 @@ func (l *ledger) snapshot() []sent {
 }
 
 // register is one cash register posting receipts as fast as it can over
-// its own connection.
+// its own connection. Now and then it sends a receipt a second time over
+// another connection while the first attempt is still waiting, as a
+// register does whose first answer got lost.
 type register struct {
 	device  string
 	client  *http.Client
+	resend  *http.Client
 	n       int
 	pending *sent // posted, not answered when the power went: sent again first
 }
@@ -107,6 +117,10 @@ func (r *register) next(cut int, bills []string, rng *rand.Rand) sent {
 
 // post sends a receipt; err is a failed exchange (the power went).
 func (r *register) post(base string, s sent) (status int, answer []byte, err error) {
+	return postWith(r.client, base, s)
+}
+
+func postWith(client *http.Client, base string, s sent) (status int, answer []byte, err error) {
 	req, err := http.NewRequest(http.MethodPost, base+"/api/v2/receipts", bytes.NewReader(s.body))
 	if err != nil {
 		return 0, nil, err
@@ -114,7 +128,7 @@ func (r *register) post(base string, s sent) (status int, answer []byte, err err
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Evotor-Device-UUID", s.device)
 	req.Header.Set("X-Evotor-Store-Uuid", "store-powercut")
-	resp, err := r.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -127,8 +141,15 @@ func (r *register) post(base string, s sent) (status int, answer []byte, err err
 }
 
 // run posts receipts until stop is closed or an exchange fails. The
-// receipt left without an answer becomes pending.
-func (r *register) run(t *testing.T, base string, cut int, bills []string, rng *rand.Rand, l *ledger, stop <-chan struct{}) {
+// receipt left without an answer becomes pending. early gets a signal
+// when a resent receipt was answered 200 before its first attempt: the
+// daemon then vouched for a receipt whose own commit had not returned.
+func (r *register) run(t *testing.T, base string, cut int, bills []string, rng *rand.Rand, l *ledger, stop <-chan struct{}, early chan<- string) {
+	type answer struct {
+		status int
+		body   []byte
+		err    error
+	}
 	for {
 		select {
 		case <-stop:
@@ -136,13 +157,43 @@ func (r *register) run(t *testing.T, base string, cut int, bills []string, rng *
 		default:
 		}
 		s := r.next(cut, bills, rng)
-		status, answer, err := r.post(base, s)
-		if err != nil {
-			r.pending = &s
+		first := make(chan answer, 1)
+		go func() {
+			st, b, err := r.post(base, s)
+			first <- answer{st, b, err}
+		}()
+		var a answer
+		if rng.IntN(3) == 0 {
+			time.Sleep(time.Duration(10+rng.IntN(40)) * time.Millisecond)
+			st, b, err := postWith(r.resend, base, s)
+			if err == nil && st == http.StatusOK {
+				l.ack(s)
+				select {
+				case a = <-first:
+				default:
+					select {
+					case early <- s.id:
+					default:
+					}
+					a = <-first
+				}
+			} else {
+				a = <-first
+				if err == nil && a.err == nil {
+					t.Errorf("receipt %s sent again: %d %s", s.id, st, b)
+				}
+			}
+		} else {
+			a = <-first
+		}
+		if a.err != nil {
+			if _, ok := l.get(s.id); !ok {
+				r.pending = &s
+			}
 			return
 		}
-		if status != http.StatusOK {
-			t.Errorf("receipt %s: %d %s", s.id, status, answer)
+		if a.status != http.StatusOK {
+			t.Errorf("receipt %s: %d %s", s.id, a.status, a.body)
 			continue
 		}
 		l.ack(s)
@@ -440,13 +491,17 @@ func (p *powerCut) status(base string) (statusDoc, error) {
 
 // TestPowerCut runs shopbridge in a QEMU guest with its store on ext4 on a
 // disk that loses its unflushed writes at a power cut (Disk), and cuts the
-// power (SIGKILL of QEMU, then Disk.Cut) at a random moment while four
-// registers post receipts as fast as they can, 30 times, booting the same
-// disk after each cut. After every cut the host reads the store from the
-// disk: ext4 is clean after its journal replay, the store passes bbolt's
-// check and every receipt answered 200 is there with its exact bytes. Then
-// the guest boots with the simulator as its upstream, and the simulator
-// must receive every acknowledged receipt exactly once, byte for byte.
+// power (SIGKILL of QEMU, then Disk.Cut) while four registers post
+// receipts as fast as they can, 30 times, booting the same disk after each
+// cut. Odd cuts come at a random moment of the burst; even ones the moment
+// a register's second attempt at a receipt is answered before its first
+// (or at a random moment if none is). After a cut each register first
+// sends again the receipt the cut left unanswered. After every cut the
+// host reads the store from the disk: ext4 is clean after its journal
+// replay, the store passes bbolt's check and every receipt answered 200 is
+// there with its exact bytes. Then the guest boots with the simulator as
+// its upstream, and the simulator must receive every acknowledged receipt
+// exactly once, byte for byte.
 func TestPowerCut(t *testing.T) {
 	began := time.Now()
 	r := setup(t)
@@ -514,7 +569,8 @@ func TestPowerCut(t *testing.T) {
 	regs := make([]*register, 4)
 	for i := range regs {
 		regs[i] = &register{device: fmt.Sprintf("reg-%d", i+1),
-			client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxConnsPerHost: 1}}}
+			client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxConnsPerHost: 1}},
+			resend: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxConnsPerHost: 1}}}
 	}
 	var (
 		toHTTP, cutToServe []time.Duration
@@ -527,6 +583,7 @@ func TestPowerCut(t *testing.T) {
 		lastCut            time.Time
 		cutKept, cutLost   int
 		dirtyCuts          int // cuts that found unflushed writes in the disk's cache
+		earlyCuts          int // cuts right after a resent receipt was answered first
 	)
 	startCheck := func(cut int, img string, acked []sent, wantState string) {
 		checking.Add(1)
@@ -558,20 +615,35 @@ func TestPowerCut(t *testing.T) {
 			cutToServe = append(cutToServe, time.Since(lastCut))
 		}
 		for _, reg := range regs {
-			reg.client.CloseIdleConnections() // the last one died with the power
+			reg.client.CloseIdleConnections() // the last ones died with the power
+			reg.resend.CloseIdleConnections()
 			reg.retryPending(t, g.base, l)
 		}
 		stop := make(chan struct{})
+		early := make(chan string, 1)
 		var wg sync.WaitGroup
 		for i, reg := range regs {
 			wg.Add(1)
 			rng := rand.New(rand.NewPCG(seed, uint64(cut*10+i)))
 			go func() {
 				defer wg.Done()
-				reg.run(t, g.base, cut, bills, rng, l, stop)
+				reg.run(t, g.base, cut, bills, rng, l, stop, early)
 			}()
 		}
-		time.Sleep(time.Duration(100+p.rng.IntN(1400)) * time.Millisecond)
+		burst := time.Duration(100+p.rng.IntN(1400)) * time.Millisecond
+		if cut%2 == 0 {
+			// Every other cut comes the moment a resent receipt is answered
+			// before its first attempt (if that happens in the burst): the
+			// receipt must already be durable then.
+			select {
+			case id := <-early:
+				earlyCuts++
+				t.Logf("cut %d: right after %s was answered to its second attempt first", cut, id)
+			case <-time.After(2 * burst):
+			}
+		} else {
+			time.Sleep(burst)
+		}
 		lastCut = time.Now()
 		g.vm.Kill()
 		if disk.Stats().Dirty > 0 {
@@ -629,6 +701,7 @@ func TestPowerCut(t *testing.T) {
 	drainStart := time.Now()
 	for _, reg := range regs {
 		reg.client.CloseIdleConnections()
+		reg.resend.CloseIdleConnections()
 		reg.retryPending(t, g.base, l)
 	}
 	acked := l.snapshot()
@@ -700,13 +773,13 @@ func TestPowerCut(t *testing.T) {
 	}
 
 	stats = disk.Stats()
-	summary := fmt.Sprintf("vmtest: power cuts survived %d/%d, acknowledged receipts %d, lost %d, stored without acknowledgement %d; "+
+	summary := fmt.Sprintf("vmtest: power cuts survived %d/%d, acknowledged receipts %d, lost %d; "+
 		"drained to the simulator in %v, each once; boot to /healthz median %v max %v; cut to serving median %v max %v; cold boot to init %v; "+
-		"disk: %d flushes of 5 ms, %d cuts found unflushed writes in its cache (%d sectors kept, %d lost); accel %s, boot %s; total %v",
-		survived, cuts, len(acked), len(lostIDs), unacked,
+		"disk: %d flushes of 5 ms, %d cuts found unflushed writes in its cache (%d sectors kept, %d lost); %d cuts right after a resent receipt was answered first; accel %s, boot %s; total %v",
+		survived, cuts, len(acked), len(lostIDs),
 		drained.Round(100*time.Millisecond), median(toHTTP).Round(10*time.Millisecond), slices.Max(toHTTP).Round(10*time.Millisecond),
 		median(cutToServe).Round(10*time.Millisecond), maxOr0(cutToServe).Round(10*time.Millisecond), coldReady.Round(100*time.Millisecond),
-		stats.Flushes, dirtyCuts, cutKept, cutLost, r.accel, r.bootMode, time.Since(began).Round(time.Second))
+		stats.Flushes, dirtyCuts, cutKept, cutLost, earlyCuts, r.accel, r.bootMode, time.Since(began).Round(time.Second))
 	t.Log(summary)
 	fmt.Println(summary)
 }

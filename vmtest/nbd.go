@@ -37,12 +37,14 @@ type Disk struct {
 	ln     net.Listener
 	logErr func(error)
 
-	mu    sync.Mutex
-	rng   *rand.Rand
-	cache map[int64][]byte // sector -> content not yet flushed
-	conn  net.Conn         // the connection being served, nil when none
-	stats DiskStats
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	powered *sync.Cond // signalled by Cut; waited on while off
+	off     bool       // between PowerOff and Cut
+	rng     *rand.Rand
+	cache   map[int64][]byte // sector -> content not yet flushed
+	conn    net.Conn         // the connection being served, nil when none
+	stats   DiskStats
+	wg      sync.WaitGroup
 }
 
 // DiskStats counts what a Disk did.
@@ -85,6 +87,7 @@ func ServeDisk(image, sock string, seed uint64, logErr func(error)) (*Disk, erro
 	}
 	d := &Disk{image: f, size: fi.Size(), ln: ln, logErr: logErr, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		cache: map[int64][]byte{}}
+	d.powered = sync.NewCond(&d.mu)
 	d.wg.Add(1)
 	go d.accept()
 	return d, nil
@@ -130,22 +133,34 @@ func gone(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// Cut is a power failure: the connection ends (the machine using the disk
-// must already be dead), and each sector written since the last flush is
-// either in the image or lost, at random. It returns the sectors kept and
-// lost.
+// PowerOff is the moment of a power failure for the disk: from now on
+// nothing more reaches the image, not even a flush already under way, and
+// no request is answered. Call it just before killing the machine (whose
+// requests then simply hang for the moment it still lives), then Cut.
+func (d *Disk) PowerOff() {
+	d.mu.Lock()
+	d.off = true
+	d.mu.Unlock()
+}
+
+// Cut is the end of a power failure, once the machine using the disk is
+// dead: the connection ends, and each sector written since the last flush
+// is either in the image or lost, at random. It returns the sectors kept
+// and lost, and leaves the disk ready for the next boot. Without PowerOff
+// before, it powers off first.
 func (d *Disk) Cut() (kept, lost int, err error) {
 	d.mu.Lock()
+	d.off = true
 	c := d.conn
 	d.conn = nil
+	d.powered.Broadcast()
 	d.mu.Unlock()
 	if c != nil {
 		c.Close()
 	}
-	// Let the serving goroutine see the closed connection before the cache
-	// is decided, so that no request it was handling lands afterwards.
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.off = false
 	for s, b := range d.cache {
 		if d.rng.IntN(2) == 0 {
 			lost++
@@ -279,6 +294,16 @@ const (
 	nbdMaxOptionBytes = 64 << 10
 )
 
+// live reports whether the disk still serves connection c; while the
+// power is off it waits, answering nothing, until Cut ends the connection.
+// d.mu is held.
+func (d *Disk) live(c net.Conn) bool {
+	for d.off && d.conn == c {
+		d.powered.Wait()
+	}
+	return d.conn == c && !d.off
+}
+
 func (d *Disk) serve(c net.Conn) error {
 	r, w := bufio.NewReaderSize(c, 1<<20), bufio.NewWriterSize(c, 1<<20)
 	if err := d.negotiate(r, w); err != nil {
@@ -304,17 +329,18 @@ func (d *Disk) serve(c net.Conn) error {
 				return err
 			}
 		}
-		if typ == nbdCmdDisc {
+		if typ == nbdCmdDisc { // a clean close: the cache goes to the image
 			d.mu.Lock()
-			err := d.flushLocked()
-			d.mu.Unlock()
-			return err
+			defer d.mu.Unlock()
+			if !d.live(c) {
+				return net.ErrClosed
+			}
+			return d.flushLocked()
 		}
 		var data []byte
 		errno := uint32(0)
 		d.mu.Lock()
-		if d.conn != c {
-			// Cut: the power is gone; nothing more reaches the disk.
+		if !d.live(c) {
 			d.mu.Unlock()
 			return net.ErrClosed
 		}
@@ -348,7 +374,7 @@ func (d *Disk) serve(c net.Conn) error {
 				d.mu.Unlock()
 				time.Sleep(d.FlushDelay)
 				d.mu.Lock()
-				if d.conn != c {
+				if !d.live(c) {
 					d.mu.Unlock()
 					return net.ErrClosed
 				}

@@ -645,13 +645,14 @@ func TestPowerCut(t *testing.T) {
 			time.Sleep(burst)
 		}
 		lastCut = time.Now()
+		disk.PowerOff()
 		g.vm.Kill()
-		if disk.Stats().Dirty > 0 {
-			dirtyCuts++
-		}
 		kept, lost, err := disk.Cut()
 		if err != nil {
 			t.Fatalf("cut %d: %v", cut, err)
+		}
+		if kept+lost > 0 {
+			dirtyCuts++
 		}
 		current = nil
 		close(stop)
@@ -759,6 +760,7 @@ func TestPowerCut(t *testing.T) {
 	// Quiet for a moment, so the delivery marks are committed, then one
 	// more cut: the store still has every receipt, now delivered.
 	time.Sleep(time.Second)
+	disk.PowerOff()
 	g.vm.Kill()
 	if _, _, err := disk.Cut(); err != nil {
 		t.Fatal(err)

@@ -77,6 +77,7 @@ func (m Machine) Boot(console, incoming string) (*VM, error) {
 	v := &VM{console: console, dir: m.Dir, done: make(chan struct{})}
 	v.cmd = exec.Command(m.QEMU, args...)
 	v.cmd.Stderr = &v.stderr
+	dieWithParent(v.cmd)
 	if err := v.cmd.Start(); err != nil {
 		return nil, err
 	}

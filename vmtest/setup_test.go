@@ -177,6 +177,7 @@ func startSim(t testing.TB, binary string) *sim {
 		t.Fatal(err)
 	}
 	cmd.Stderr = cmd.Stdout
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -26,4 +26,5 @@
 //	                          snapshot taken before the kernel touched the disk);
 //	                          default: cold with kvm, resume with tcg
 //	SHOPBRIDGE_VM_CUTS=N      power cuts (default 30)
+//	SHOPBRIDGE_VM_SEED=N      repeat the disk's choices and the cut moments of a run
 package vmtest

@@ -9,7 +9,7 @@ import (
 // Guest network: QEMU's user network gives the guest 10.0.2.15; the host
 // is reachable only through the forwards the test sets up.
 const (
-	// GuestUpstream is where the guest finds the simulator, through a
+	// GuestUpstreamAddr is where the guest finds the simulator, through a
 	// guestfwd to the host.
 	GuestUpstreamAddr = "10.0.2.100:8481"
 	// AdminToken lets the test reach /admin/* through the host forward,

@@ -62,7 +62,7 @@ func need(t testing.TB, ok bool, format string, args ...any) {
 	if strict {
 		t.Fatalf("SHOPBRIDGE_STRICT=1 and this test cannot run: %s", msg)
 	}
-	t.Skipf("skipped (%s)", msg)
+	t.Skipf("skipped: %s", msg)
 }
 
 // rig is what a guest needs, found or built once per test.

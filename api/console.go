@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -42,7 +43,9 @@ type asset struct {
 	hash  string // of the content: the URL's ?v= and the ETag
 }
 
-var assets = func() map[string]*asset {
+// assets, pages and languages are built at first use, not at init: every
+// shopbridge command (version, status, journal) would pay for them.
+var assets = sync.OnceValue(func() map[string]*asset {
 	out := map[string]*asset{}
 	for _, name := range []string{"app.js", "style.css"} {
 		b, err := webFS.ReadFile("web/" + name)
@@ -60,16 +63,16 @@ var assets = func() map[string]*asset {
 		out[name] = &asset{body: b, ctype: ctype, hash: hex.EncodeToString(sum[:6])}
 	}
 	return out
-}()
+})
 
 // pages are the console's templates, one set per page.
-var pages = func() map[string]*template.Template {
+var pages = sync.OnceValue(func() map[string]*template.Template {
 	out := map[string]*template.Template{}
 	for _, name := range []string{"overview", "journal", "bills", "login", "message"} {
 		out[name] = template.Must(template.New(name).ParseFS(webFS, "web/layout.html", "web/"+name+".html"))
 	}
 	return out
-}()
+})
 
 // journalKinds are the kinds the journal filter offers: the terminal calls
 // (api) and the upstream's (sync).
@@ -101,7 +104,7 @@ type pageData struct {
 
 // Asset is the URL of an embedded file, with its content hash.
 func (p *pageData) Asset(name string) string {
-	a := assets[name]
+	a := assets()[name]
 	if a == nil {
 		return "/admin/assets/" + name
 	}
@@ -147,7 +150,7 @@ func pageLanguage(w http.ResponseWriter, r *http.Request) *language {
 		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: code, Path: "/admin", MaxAge: 365 * 24 * 3600,
 			SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	}
-	return languages[code]
+	return languages()[code]
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, d *pageData) {
@@ -155,7 +158,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, d *pageD
 		d.Lang = d.language.code
 	}
 	var buf bytes.Buffer
-	if err := pages[name].ExecuteTemplate(&buf, "layout", d); err != nil {
+	if err := pages()[name].ExecuteTemplate(&buf, "layout", d); err != nil {
 		s.logger.Error("console page failed", "page", name, "err", err)
 		http.Error(w, "console page failed", http.StatusInternalServerError)
 		return
@@ -306,7 +309,7 @@ func (s *Server) asset(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 		s.fail(w, err)
 		return
 	}
-	a := assets[ps.ByName("name")]
+	a := assets()[ps.ByName("name")]
 	if a == nil {
 		s.fail(w, shopbridge.Errorf(shopbridge.ENOTFOUND, "name", "no console asset %q", ps.ByName("name")))
 		return

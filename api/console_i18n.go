@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // The console's strings: one table per language in web/i18n/LANG.json,
@@ -25,7 +26,7 @@ type language struct {
 	json    string // the table as JSON, for the scripts
 }
 
-var languages = func() map[string]*language {
+var languages = sync.OnceValue(func() map[string]*language {
 	out := map[string]*language{}
 	for _, code := range consoleLangs {
 		b, err := webFS.ReadFile("web/i18n/" + code + ".json")
@@ -41,7 +42,7 @@ var languages = func() map[string]*language {
 		out[code] = l
 	}
 	return out
-}()
+})
 
 // T is the string for key, or the key itself marked as missing.
 func (l *language) T(key string) string {
@@ -65,10 +66,10 @@ func (l *language) keys() []string {
 // cookie then remembers), the cookie, the browser's Accept-Language, else
 // Russian. fromQuery tells the caller to set the cookie.
 func pickLanguage(r *http.Request) (code string, fromQuery bool) {
-	if q := r.URL.Query().Get("lang"); languages[q] != nil {
+	if q := r.URL.Query().Get("lang"); languages()[q] != nil {
 		return q, true
 	}
-	if c, err := r.Cookie(langCookie); err == nil && languages[c.Value] != nil {
+	if c, err := r.Cookie(langCookie); err == nil && languages()[c.Value] != nil {
 		return c.Value, false
 	}
 	return acceptLanguage(r.Header.Get("Accept-Language")), false
@@ -92,7 +93,7 @@ func acceptLanguage(h string) string {
 			}
 		}
 		primary, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(tag)), "-")
-		if languages[primary] != nil && q > bestQ {
+		if languages()[primary] != nil && q > bestQ {
 			best, bestQ = primary, q
 		}
 	}

@@ -8,7 +8,7 @@ import (
 )
 
 func TestConsoleStringTables(t *testing.T) {
-	ru, en := languages["ru"], languages["en"]
+	ru, en := languages()["ru"], languages()["en"]
 	if ru == nil || en == nil {
 		t.Fatal("the ru and en tables are not loaded")
 	}

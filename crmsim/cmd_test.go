@@ -43,6 +43,8 @@ func TestCommand(t *testing.T) {
 	}{
 		{[]string{"--latency", "soon"}, "latency"},
 		{[]string{"--bills", "-1"}, "bills"},
+		{[]string{"--max-concurrent", "-1"}, "max-concurrent"},
+		{[]string{"--max-concurrent", "many"}, "max-concurrent"},
 		{[]string{"--timezone", "Mars/Base"}, "timezone"},
 		{[]string{"--data", filepath.Join(t.TempDir(), "missing.json")}, "data"},
 		{[]string{"--bogus"}, "bogus"},
@@ -60,7 +62,8 @@ func TestCommand(t *testing.T) {
 		}
 	}
 
-	cmd := exec.Command(bin, "crmsim", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--bills", "50", "--timezone", "UTC")
+	cmd := exec.Command(bin, "crmsim", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0", "--bills", "50", "--timezone", "UTC",
+		"--max-concurrent", "3")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +84,7 @@ func TestCommand(t *testing.T) {
 		t.Fatalf("list = %d %.200s", st, b)
 	}
 	ctl := &crmsim.Control{URL: m[2]}
-	if s, err := ctl.State(); err != nil || s.Bills != 50 {
+	if s, err := ctl.State(); err != nil || s.Bills != 50 || s.MaxConcurrent != 3 {
 		t.Fatalf("state = %+v, %v", s, err)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -22,6 +22,10 @@ type State struct {
 	Settled     int              `json:"settled"` // bills settled by receipts (Config.Settle)
 	Receipts    int              `json:"receipts"`
 	Counters    map[string]int64 `json:"counters"`
+
+	MaxConcurrent int   `json:"max_concurrent"` // 0: no limit
+	PeakCalls     int   `json:"peak_calls"`     // most calls open at once, refused ones included
+	Refused       int64 `json:"refused"`        // calls answered 429 for max_concurrent
 }
 
 // State returns the simulator's current settings and counts.
@@ -30,6 +34,7 @@ func (s *Server) State() State {
 	st := State{
 		API: s.apiAddr, Control: s.ctlAddr, System: s.system, Fault: s.fault, FaultActive: s.faultOn,
 		Latency: s.latency.String(), Bills: len(s.bills), Settled: len(s.settled), Receipts: len(s.receipts),
+		MaxConcurrent: s.maxConc, PeakCalls: s.peak, Refused: s.refused,
 	}
 	s.mu.Unlock()
 	st.Counters = s.Counters()
@@ -76,6 +81,23 @@ func (s *Server) controlHandler() http.Handler {
 		}
 		if err != nil {
 			ctlError(w, http.StatusBadRequest, fmt.Errorf("latency: %w", err))
+			return
+		}
+		writeJSON(w, http.StatusOK, s.State())
+	})
+	mux.HandleFunc("PUT /max-concurrent", func(w http.ResponseWriter, r *http.Request) {
+		var v struct {
+			MaxConcurrent *int `json:"max_concurrent"`
+		}
+		if !readJSON(w, r, &v) {
+			return
+		}
+		if v.MaxConcurrent == nil {
+			ctlError(w, http.StatusBadRequest, fmt.Errorf("max_concurrent: missing"))
+			return
+		}
+		if err := s.SetMaxConcurrent(*v.MaxConcurrent); err != nil {
+			ctlError(w, http.StatusBadRequest, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, s.State())
@@ -280,6 +302,11 @@ func (c *Control) ClearFault() error { return c.do(http.MethodDelete, "/fault", 
 // SetLatency sets the base latency of every /api/v2 call.
 func (c *Control) SetLatency(d time.Duration) error {
 	return c.do(http.MethodPut, "/latency", mustJSON(map[string]string{"latency": d.String()}), nil)
+}
+
+// SetMaxConcurrent sets how many calls are served at once; 0 means no limit.
+func (c *Control) SetMaxConcurrent(n int) error {
+	return c.do(http.MethodPut, "/max-concurrent", mustJSON(map[string]int{"max_concurrent": n}), nil)
 }
 
 // SetSystem sets the system string of hello.

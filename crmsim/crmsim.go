@@ -32,9 +32,9 @@
 // With Config.Token set every /api/v2 call needs "Authorization: Bearer
 // Token", else 401. Errors carry Evotor's body {"errors":[{"code": N,
 // "reason": "...", "subject": "..."}]} with the Code* constants: 1000 internal
-// (500), 1001 unauthorized (401), 1003 rate limited (429), 2001 syntax (400),
-// 2003 unknown bill or route (404), 2005 wrong method (405), 2006 body too
-// large (413).
+// (500), 1001 unauthorized (401), 1002 unavailable (503), 1003 rate limited
+// (429), 2001 syntax (400), 2003 unknown bill or route (404), 2005 wrong
+// method (405), 2006 body too large (413).
 //
 // # Data
 //
@@ -52,8 +52,11 @@
 // # Faults
 //
 // SetFault makes all calls, or one kind, misbehave: refuse, hang, slow, 500,
-// 429, 400, cut, malformed, huge (see the Fault* constants), optionally
+// 429, 503, 400, cut, malformed, huge (see the Fault* constants), optionally
 // flapping on and off every Fault.Flap. SetLatency adds a base latency.
+// Config.MaxConcurrent (SetMaxConcurrent) answers 429 to calls beyond that
+// many in progress at once, as an upstream limiting a client's concurrency
+// does; Concurrency reports the peak and the refusals.
 //
 // # Control listener
 //
@@ -62,8 +65,10 @@
 //
 //	GET    /state        State: addresses, system, fault, latency, counts
 //	PUT    /fault        body Fault, e.g. {"mode":"slow","kind":"list","latency":"2s","flap":"300ms"}
+//	                     or {"mode":"429","kind":"receipts","retry_after":"3s"}
 //	DELETE /fault        clear the fault
 //	PUT    /latency      {"latency":"50ms"}
+//	PUT    /max-concurrent {"max_concurrent":8}; 0 lifts the limit
 //	PUT    /system       {"system":"..."}
 //	PUT    /data         a whole data file: replaces system, bills and list
 //	POST   /bills        raw bill JSON, keyed by its id (204)
@@ -75,7 +80,7 @@
 //	GET    /receipts     [Receipt]: bodies are base64, headers a map
 //	DELETE /receipts     forget recorded receipts (204)
 //	GET    /counters     {"hello": n, "list": n, "bill": n, "receipts": n, "other": n}
-//	DELETE /counters     zero the counters (204)
+//	DELETE /counters     zero the counters, the peak concurrency and refusals (204)
 //
 // Control errors are {"error": "text"} with status 400 or 404.
 package crmsim

@@ -3,6 +3,7 @@ package crmsim
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -13,16 +14,21 @@ const (
 	FaultHang      = "hang"      // accept, read the request, never answer until the fault is cleared (then answer normally) or the client gives up
 	FaultSlow      = "slow"      // answer normally after Fault.Latency more (default 1 s)
 	Fault500       = "500"       // 500 with an Evotor error body
-	Fault429       = "429"       // 429 with Retry-After: 1 and an Evotor error body
+	Fault429       = "429"       // 429 with Retry-After (Fault.RetryAfter, default 1 s) and an Evotor error body
+	Fault503       = "503"       // 503 with an Evotor error body, and Retry-After only when Fault.RetryAfter is set
 	Fault400       = "400"       // 400 with an Evotor error body
 	FaultCut       = "cut"       // the full Content-Length is announced, half the body is sent, the connection closed
 	FaultMalformed = "malformed" // 200 with invalid JSON (the first half of the normal answer plus garbage)
 	FaultHuge      = "huge"      // 200 with a valid JSON answer of HugeSize bytes, streamed chunked
+
+	// FaultMaxConcurrent is not a mode: it marks a receipt refused for
+	// Config.MaxConcurrent.
+	FaultMaxConcurrent = "max-concurrent"
 )
 
 var faultModes = map[string]bool{
 	FaultNone: true, FaultRefuse: true, FaultHang: true, FaultSlow: true, Fault500: true, Fault429: true,
-	Fault400: true, FaultCut: true, FaultMalformed: true, FaultHuge: true,
+	Fault503: true, Fault400: true, FaultCut: true, FaultMalformed: true, FaultHuge: true,
 }
 
 var faultKinds = map[string]bool{"": true, KindHello: true, KindList: true, KindBill: true, KindReceipts: true}
@@ -34,13 +40,17 @@ type Fault struct {
 	Kind    string        // "" for every call, or KindHello, KindList, KindBill, KindReceipts
 	Latency time.Duration // extra latency of FaultSlow; 0 means 1 s
 	Flap    time.Duration // when > 0 the fault is on for Flap, off for Flap, on again...
+	// RetryAfter is the Retry-After of the 429 and 503 modes, in whole
+	// seconds; 0 means 1 s for 429 and no header for 503.
+	RetryAfter time.Duration
 }
 
 type faultJSON struct {
-	Mode    string `json:"mode"`
-	Kind    string `json:"kind,omitempty"`
-	Latency string `json:"latency,omitempty"`
-	Flap    string `json:"flap,omitempty"`
+	Mode       string `json:"mode"`
+	Kind       string `json:"kind,omitempty"`
+	Latency    string `json:"latency,omitempty"`
+	Flap       string `json:"flap,omitempty"`
+	RetryAfter string `json:"retry_after,omitempty"`
 }
 
 // MarshalJSON writes durations as Go duration strings.
@@ -54,6 +64,9 @@ func (f Fault) MarshalJSON() ([]byte, error) {
 	}
 	if f.Flap != 0 {
 		j.Flap = f.Flap.String()
+	}
+	if f.RetryAfter != 0 {
+		j.RetryAfter = f.RetryAfter.String()
 	}
 	return json.Marshal(j)
 }
@@ -76,6 +89,11 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 			return fmt.Errorf("flap: %w", err)
 		}
 	}
+	if j.RetryAfter != "" {
+		if out.RetryAfter, err = time.ParseDuration(j.RetryAfter); err != nil {
+			return fmt.Errorf("retry_after: %w", err)
+		}
+	}
 	*f = out
 	return nil
 }
@@ -83,7 +101,7 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 // Validate checks the mode, kind and durations.
 func (f Fault) Validate() error {
 	if !faultModes[f.Mode] && f.Mode != "" {
-		return fmt.Errorf("fault mode %q: want none, refuse, hang, slow, 500, 429, 400, cut, malformed or huge", f.Mode)
+		return fmt.Errorf("fault mode %q: want none, refuse, hang, slow, 500, 429, 503, 400, cut, malformed or huge", f.Mode)
 	}
 	if !faultKinds[f.Kind] {
 		return fmt.Errorf("fault kind %q: want empty (all), hello, list, bill or receipts", f.Kind)
@@ -94,7 +112,21 @@ func (f Fault) Validate() error {
 	if f.Flap < 0 || (f.Flap > 0 && f.Flap < time.Millisecond) {
 		return fmt.Errorf("fault flap %v: want 0 or at least 1ms", f.Flap)
 	}
+	if f.RetryAfter < 0 || f.RetryAfter%time.Second != 0 {
+		return fmt.Errorf("fault retry_after %v: want 0 or whole seconds", f.RetryAfter)
+	}
 	return nil
+}
+
+// retryAfter is the Retry-After header value of a 429 or 503, "" for none.
+func (f Fault) retryAfter() string {
+	switch {
+	case f.RetryAfter > 0:
+		return strconv.Itoa(int(f.RetryAfter / time.Second))
+	case f.Mode == Fault429:
+		return "1"
+	}
+	return ""
 }
 
 func (f Fault) slowLatency() time.Duration {
@@ -134,7 +166,7 @@ func (s *Server) SetFault(f Fault) error {
 		s.log.Info("fault cleared")
 		return nil
 	}
-	s.log.Info("fault set", "mode", f.Mode, "kind", f.Kind, "latency", f.Latency, "flap", f.Flap)
+	s.log.Info("fault set", "mode", f.Mode, "kind", f.Kind, "latency", f.Latency, "flap", f.Flap, "retry_after", f.RetryAfter)
 	if err := s.setOn(true); err != nil {
 		return err
 	}

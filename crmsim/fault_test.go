@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -39,36 +40,43 @@ func TestStatusFaults(t *testing.T) {
 	s := crmsim.MustOpen(t, crmsim.Config{})
 	c := &http.Client{Timeout: 10 * time.Second}
 	tests := []struct {
-		mode   string
-		status int
-		code   int
+		fault      crmsim.Fault
+		status     int
+		code       int
+		retryAfter string
 	}{
-		{crmsim.Fault500, 500, crmsim.CodeInternal},
-		{crmsim.Fault429, 429, crmsim.CodeRateLimited},
-		{crmsim.Fault400, 400, crmsim.CodeSyntax},
+		{crmsim.Fault{Mode: crmsim.Fault500}, 500, crmsim.CodeInternal, ""},
+		{crmsim.Fault{Mode: crmsim.Fault429}, 429, crmsim.CodeRateLimited, "1"},
+		{crmsim.Fault{Mode: crmsim.Fault429, RetryAfter: 3 * time.Second}, 429, crmsim.CodeRateLimited, "3"},
+		{crmsim.Fault{Mode: crmsim.Fault503}, 503, crmsim.CodeUnavailable, ""},
+		{crmsim.Fault{Mode: crmsim.Fault503, RetryAfter: 2 * time.Second}, 503, crmsim.CodeUnavailable, "2"},
+		{crmsim.Fault{Mode: crmsim.Fault400}, 400, crmsim.CodeSyntax, ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.mode, func(t *testing.T) {
-			setFault(t, s, crmsim.Fault{Mode: tt.mode})
+		t.Run(tt.fault.Mode+"-"+tt.retryAfter, func(t *testing.T) {
+			setFault(t, s, tt.fault)
 			for _, path := range []string{"/api/v2/hello", "/api/v2/list", "/api/v2/bill/byid/49040"} {
 				st, b, err := try(c, s.URL()+path)
 				if err != nil || st != tt.status || evotorError(t, b) != tt.code {
 					t.Errorf("%s = %d %s %v, want %d", path, st, b, err, tt.status)
 				}
 			}
-			st, b, _ := call(t, "POST", s.URL()+"/api/v2/receipts", []byte(`{"id":"r"}`), nil)
+			st, b, h := call(t, "POST", s.URL()+"/api/v2/receipts", []byte(`{"id":"r"}`), nil)
 			if st != tt.status {
 				t.Errorf("receipt = %d %s", st, b)
+			}
+			if got := h.Get("Retry-After"); got != tt.retryAfter {
+				t.Errorf("Retry-After = %q, want %q", got, tt.retryAfter)
 			}
 		})
 	}
 	setFault(t, s, crmsim.Fault{Mode: crmsim.FaultNone})
 	rs := s.Receipts()
-	if len(rs) != 3 {
-		t.Fatalf("%d receipts recorded, want 3", len(rs))
+	if len(rs) != len(tests) {
+		t.Fatalf("%d receipts recorded, want %d", len(rs), len(tests))
 	}
 	for i, r := range rs {
-		if r.Delivered || r.Fault != tests[i].mode || r.Status != tests[i].status {
+		if r.Delivered || r.Fault != tests[i].fault.Mode || r.Status != tests[i].status {
 			t.Errorf("receipt %d = %+v", i, r)
 		}
 	}
@@ -309,7 +317,15 @@ func TestFaultJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &g); err != nil || g != f {
 		t.Fatalf("unmarshal = %+v, %v", g, err)
 	}
-	for _, bad := range []crmsim.Fault{{Mode: "x"}, {Mode: "500", Kind: "x"}, {Mode: "slow", Latency: -1}, {Mode: "500", Flap: 1}} {
+	f = crmsim.Fault{Mode: crmsim.Fault429, RetryAfter: 3 * time.Second}
+	if b, err = json.Marshal(f); err != nil || string(b) != `{"mode":"429","retry_after":"3s"}` {
+		t.Fatalf("marshal = %s, %v", b, err)
+	}
+	if err := json.Unmarshal(b, &g); err != nil || g != f {
+		t.Fatalf("unmarshal = %+v, %v", g, err)
+	}
+	for _, bad := range []crmsim.Fault{{Mode: "x"}, {Mode: "500", Kind: "x"}, {Mode: "slow", Latency: -1}, {Mode: "500", Flap: 1},
+		{Mode: "429", RetryAfter: -time.Second}, {Mode: "503", RetryAfter: 1500 * time.Millisecond}} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v validated", bad)
 		}
@@ -324,4 +340,74 @@ var httpClient = &http.Client{Timeout: 10 * time.Second}
 func drain(resp *http.Response) (int64, error) {
 	defer resp.Body.Close()
 	return io.Copy(io.Discard, resp.Body)
+}
+
+// TestMaxConcurrent: with MaxConcurrent 2, of five calls at once two are
+// served and three answered 429 without Retry-After after the base
+// latency; a refused call does not hold a slot, and once the served ones
+// end a new call is served.
+func TestMaxConcurrent(t *testing.T) {
+	s := crmsim.MustOpen(t, crmsim.Config{MaxConcurrent: 2, Latency: time.Second})
+	setFault(t, s, crmsim.Fault{Mode: crmsim.FaultHang, Kind: crmsim.KindReceipts})
+	type answer struct {
+		status int
+		body   []byte
+		retry  string
+	}
+	answers := make(chan answer, 5)
+	for i := range 5 {
+		go func() {
+			resp, err := httpClient.Post(s.URL()+"/api/v2/receipts", "application/json",
+				strings.NewReader(fmt.Sprintf(`{"id": "mc-%d"}`, i)))
+			if err != nil {
+				answers <- answer{}
+				return
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			answers <- answer{resp.StatusCode, b, resp.Header.Get("Retry-After")}
+		}()
+	}
+	// Three refusals come after the latency; the two served calls hang.
+	for range 3 {
+		a := <-answers
+		if a.status != 429 || evotorError(t, a.body) != crmsim.CodeRateLimited || a.retry != "" {
+			t.Errorf("over the limit: %d %s Retry-After %q, want 429 code 1003 without Retry-After", a.status, a.body, a.retry)
+		}
+	}
+	if peak, refused := s.Concurrency(); peak != 5 || refused != 3 {
+		t.Errorf("Concurrency() = %d, %d; want peak 5, 3 refused", peak, refused)
+	}
+	setFault(t, s, crmsim.Fault{})
+	for range 2 {
+		if a := <-answers; a.status != 200 {
+			t.Errorf("served call: %d %s", a.status, a.body)
+		}
+	}
+	if st, b := get(t, s.URL()+"/api/v2/hello"); st != 200 {
+		t.Errorf("hello once the slots are free: %d %s", st, b)
+	}
+	refusedReceipts := 0
+	for _, r := range s.Receipts() {
+		if r.Fault == crmsim.FaultMaxConcurrent && r.Status == 429 && !r.Delivered {
+			refusedReceipts++
+		}
+	}
+	if refusedReceipts != 3 {
+		t.Errorf("%d receipts recorded as refused for max-concurrent, want 3", refusedReceipts)
+	}
+	st := s.State()
+	if st.MaxConcurrent != 2 || st.PeakCalls != 5 || st.Refused != 3 {
+		t.Errorf("state = %+v", st)
+	}
+	if err := s.SetMaxConcurrent(-1); err == nil {
+		t.Error("SetMaxConcurrent(-1) accepted")
+	}
+	s.ResetCounters()
+	if err := s.SetMaxConcurrent(0); err != nil {
+		t.Fatal(err)
+	}
+	if peak, refused := s.Concurrency(); peak != 0 || refused != 0 {
+		t.Errorf("after ResetCounters: peak %d, %d refused", peak, refused)
+	}
 }

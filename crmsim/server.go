@@ -31,6 +31,7 @@ const (
 const (
 	CodeInternal     = 1000 // 500
 	CodeUnauthorized = 1001 // 401
+	CodeUnavailable  = 1002 // 503
 	CodeRateLimited  = 1003 // 429
 	CodeSyntax       = 2001 // 400: malformed request
 	CodeMissing      = 2002 // 400: missing field
@@ -53,6 +54,13 @@ type Config struct {
 	Timezone *time.Location // zone of date=today; nil means time.Local
 	Latency  time.Duration  // base latency added to every /api/v2 call
 	Logger   *slog.Logger   // nil means slog.Default()
+
+	// MaxConcurrent, when > 0, is how many /api/v2 calls are served at
+	// once, as an upstream limiting each client's concurrency does: a call
+	// arriving while MaxConcurrent are in progress is answered 429 (code
+	// 1003) after the base latency, without Retry-After (a slot frees as
+	// soon as any call ends), and is not itself counted as in progress.
+	MaxConcurrent int
 
 	// Settle makes the simulator behave like the CRM closing a bill: a
 	// delivered SELL receipt whose data.extras.billId names a bill and whose
@@ -85,6 +93,12 @@ type Server struct {
 	counters map[string]int64
 	closed   bool
 
+	maxConc    int   // Config.MaxConcurrent, changed by SetMaxConcurrent
+	inProgress int   // /api/v2 calls being served (refused ones not counted)
+	open       int   // /api/v2 calls being handled, refused ones in their latency included
+	peak       int   // the most calls open at once
+	refused    int64 // calls answered 429 for maxConc
+
 	apiAddr string // bound address, kept so a refused listener reopens on the same port
 	apiSrv  *http.Server
 	ctlSrv  *http.Server
@@ -110,6 +124,7 @@ func Open(cfg Config) (*Server, error) {
 		changed:  make(chan struct{}),
 		counters: map[string]int64{},
 		apiAddr:  cfg.Listen,
+		maxConc:  cfg.MaxConcurrent,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -123,6 +138,9 @@ func Open(cfg Config) (*Server, error) {
 	}
 	if cfg.Latency < 0 {
 		return nil, fmt.Errorf("crmsim: latency %v is negative", cfg.Latency)
+	}
+	if cfg.MaxConcurrent < 0 {
+		return nil, fmt.Errorf("crmsim: max concurrent %d is negative", cfg.MaxConcurrent)
 	}
 	d := cfg.Data
 	if d == nil {
@@ -278,6 +296,28 @@ func (s *Server) SetLatency(d time.Duration) error {
 	return nil
 }
 
+// SetMaxConcurrent sets how many /api/v2 calls are served at once (see
+// Config.MaxConcurrent); 0 means no limit.
+func (s *Server) SetMaxConcurrent(n int) error {
+	if n < 0 {
+		return fmt.Errorf("crmsim: max concurrent %d is negative", n)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxConc = n
+	return nil
+}
+
+// Concurrency reports the most /api/v2 calls that were open at once (calls
+// refused for Config.MaxConcurrent count while they wait out the base
+// latency) and how many calls were refused for it, since start or
+// ResetCounters.
+func (s *Server) Concurrency() (peak int, refused int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak, s.refused
+}
+
 // PutBill adds or replaces a bill, keyed by its own id. raw must be a JSON
 // object with an id and a date; it is served byte for byte and listed with a
 // summary derived from it (replacing any list override for that id).
@@ -380,11 +420,13 @@ func (s *Server) Counters() map[string]int64 {
 	return m
 }
 
-// ResetCounters sets all counters to zero.
+// ResetCounters sets all counters to zero, and the peak concurrency and
+// refusals of Concurrency.
 func (s *Server) ResetCounters() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.counters = map[string]int64{}
+	s.peak, s.refused = s.open, 0
 }
 
 // list returns the summaries matching the query, newest first. s.mu is held.
@@ -528,15 +570,33 @@ func (s *Server) route(r *http.Request, kind string) answer {
 	return errAnswer(http.StatusNotFound, CodeNotFound, "no such route", r.URL.Path)
 }
 
-// serveAPI serves one /api/v2 call: count, record a receipt, base latency,
-// the active fault, then the normal answer.
+// serveAPI serves one /api/v2 call: count, the concurrency limit, record a
+// receipt, base latency, the active fault, then the normal answer.
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	kind := kindOf(r.URL.Path)
 	s.mu.Lock()
 	s.counters[kind]++
 	latency := s.latency
+	s.open++
+	s.peak = max(s.peak, s.open)
+	over := s.maxConc > 0 && s.inProgress >= s.maxConc
+	if over {
+		s.refused++
+	} else {
+		s.inProgress++
+	}
 	s.mu.Unlock()
+	// The slot frees before net/http flushes the answer, so a client that
+	// sends its next call on seeing an answer finds it free.
+	defer func() {
+		s.mu.Lock()
+		s.open--
+		if !over {
+			s.inProgress--
+		}
+		s.mu.Unlock()
+	}()
 
 	var rec *Receipt
 	if kind == KindReceipts && r.Method == http.MethodPost {
@@ -552,6 +612,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !sleep(ctx, latency) {
+		return
+	}
+	if over {
+		s.finish(rec, http.StatusTooManyRequests, FaultMaxConcurrent, false)
+		writeAnswer(w, errAnswer(http.StatusTooManyRequests, CodeRateLimited, "too many calls at once", r.URL.Path))
 		return
 	}
 
@@ -587,8 +652,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	case Fault500:
 		a = errAnswer(http.StatusInternalServerError, CodeInternal, "simulated internal error", r.URL.Path)
 	case Fault429:
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", f.retryAfter())
 		a = errAnswer(http.StatusTooManyRequests, CodeRateLimited, "simulated rate limit", r.URL.Path)
+	case Fault503:
+		if ra := f.retryAfter(); ra != "" {
+			w.Header().Set("Retry-After", ra)
+		}
+		a = errAnswer(http.StatusServiceUnavailable, CodeUnavailable, "simulated unavailability", r.URL.Path)
 	case Fault400:
 		a = errAnswer(http.StatusBadRequest, CodeSyntax, "simulated bad request", r.URL.Path)
 	case FaultMalformed:

@@ -33,6 +33,7 @@ func runCRMSim(args []string) int {
 	dataFile := c.String("data", "", "serve the data `FILE` {\"system\": S, \"bills\": [...], \"list\": [...]} (default: the bills of the seed journal)")
 	bills := c.Int("bills", 0, "serve `N` generated bills instead (e.g. 1000 for benchmarks)")
 	latency := c.Duration("latency", 0, "base latency of every call, e.g. 50ms")
+	maxConc := c.Int("max-concurrent", 0, "serve at most `N` calls at once; others get 429 (code 1003, no Retry-After) after the base latency (default: no limit)")
 	token := c.String("token", "", "require \"Authorization: Bearer `T`\" on /api/v2 calls")
 	timezone := c.String("timezone", "", "time zone `NAME` of list?date=today (default: the OS zone)")
 	settle := c.Bool("settle", false, "a delivered SELL receipt (FullSettlement or no method) drops its bill from the lists, a PAYBACK lists it again")
@@ -48,6 +49,9 @@ func runCRMSim(args []string) int {
 	}
 	if *latency < 0 {
 		return bad("invalid value %q for flag --latency: negative", latency.String())
+	}
+	if *maxConc < 0 {
+		return bad("invalid value %d for flag --max-concurrent: negative", *maxConc)
 	}
 	if *bills < 0 {
 		return bad("invalid value %d for flag --bills: negative", *bills)
@@ -65,7 +69,8 @@ func runCRMSim(args []string) int {
 	}
 	cfg := crmsim.Config{
 		Listen: *listen, Control: *control, Token: *token, Timezone: loc, Latency: *latency, Settle: *settle,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		MaxConcurrent: *maxConc,
+		Logger:        slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
 	switch {
 	case *dataFile != "":

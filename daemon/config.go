@@ -148,7 +148,7 @@ var options = []option{
 			c.SyncInterval = d
 			return nil
 		}},
-	{name: "push-in-flight", arg: "N", def: constant("8"), usage: "receipts of different bills sent to the upstream together",
+	{name: "push-in-flight", arg: "N", def: constant("64"), usage: "the most receipts of different bills in flight to the upstream at once: the cap of the adaptive push window",
 		set: func(c *Config, v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > 256 {

@@ -43,7 +43,7 @@ func TestRunDefaults(t *testing.T) {
 	host, _ := os.Hostname()
 	host, _, _ = strings.Cut(host, ".")
 	want := Config{
-		ConfigFile: path, Listen: ":8480", DataDir: DefaultDataDir(), SyncInterval: 10 * time.Second, PushInFlight: 8,
+		ConfigFile: path, Listen: ":8480", DataDir: DefaultDataDir(), SyncInterval: 10 * time.Second, PushInFlight: 64,
 		Timezone: time.Local, MDNS: true, Name: "shopbridge on " + host,
 		JournalMaxAge: 720 * time.Hour, JournalMaxSize: 256 << 20, LogLevel: "info",
 	}

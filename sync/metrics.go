@@ -47,6 +47,8 @@ func (s *Syncer) WriteMetrics(w io.Writer) {
 	byResult("shopbridge_upstream_pushes_total", "Receipt pushes by result.",
 		result{"delivered", &s.m.pushes.delivered}, result{"retry", &s.m.pushes.retry}, result{"parked", &s.m.pushes.parked})
 	gauge("shopbridge_upstream_pushes_in_flight", "Receipts sent and not yet recorded as delivered.", float64(st.InFlight))
+	gauge("shopbridge_upstream_push_window", "Receipts that may be in flight now: the adaptive window (0 while the upstream asked to wait).", float64(st.PushWindow))
+	gauge("shopbridge_upstream_push_window_max", "The cap of the push window (--push-in-flight).", float64(s.cfg.InFlight))
 	byResult("shopbridge_upstream_read_through_total", "Store misses read through to the upstream, by result.",
 		result{"hit", &s.m.readThrough.hit}, result{"miss", &s.m.readThrough.miss},
 		result{"error", &s.m.readThrough.err}, result{"offline", &s.m.readThrough.offline})

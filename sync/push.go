@@ -36,6 +36,7 @@ type pusher struct {
 	busy     map[string]bool       // order keys with a receipt in flight
 	inFlight int
 	keys     map[string]*keyState // order keys that failed lately
+	lim      *limiter             // how many may be in flight (limit.go)
 	done     chan pushResult
 }
 
@@ -49,7 +50,8 @@ type pushResult struct {
 	r          *shopbridge.Receipt
 	outcome    string // delivered, retry, parked, abandoned
 	retryAfter time.Duration
-	transport  bool // retry after no answer (refused, reset, timeout)
+	transport  bool   // retry after no answer (refused, reset, timeout)
+	load       sample // what it says about the upstream's load, for the window
 }
 
 // Push outcomes.
@@ -66,6 +68,7 @@ func newPusher(s *Syncer) *pusher {
 		known: map[string]bool{},
 		busy:  map[string]bool{},
 		keys:  map[string]*keyState{},
+		lim:   newLimiter(s.cfg.InFlightMin, s.cfg.InFlight, time.Now()),
 		done:  make(chan pushResult),
 	}
 }
@@ -81,6 +84,7 @@ func (p *pusher) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	p.load(true)
+	s.window.Store(int64(p.lim.window(time.Now())))
 	for {
 		changed := s.changed()
 		next := p.dispatch(ctx)
@@ -112,11 +116,14 @@ func (p *pusher) run(ctx context.Context) {
 			if s.Online() {
 				// The upstream is back: receipts that failed for want of
 				// any answer go now; those it refused keep their backoff.
+				// The window grows again as at start: what it learned
+				// before the outage may not hold now.
 				for key, ks := range p.keys {
 					if ks.transport {
 						delete(p.keys, key)
 					}
 				}
+				p.lim.recover(time.Now())
 				p.load(true)
 			}
 		case <-timer.C:
@@ -166,17 +173,23 @@ func (p *pusher) load(fromStart bool) {
 }
 
 // dispatch starts pushes for the oldest receipt of each order key that is
-// free and due, while there is room in flight and the upstream is online.
-// It returns when the earliest held-back retry comes due (zero: none).
+// free and due, while there is room in the window and the upstream is
+// online. It returns when the earliest held-back retry or the end of a
+// pause the upstream asked for comes due (zero: none).
 func (p *pusher) dispatch(ctx context.Context) (next time.Time) {
+	now := time.Now()
+	window := p.lim.window(now)
+	p.s.window.Store(int64(window))
 	if ctx.Err() != nil || !p.s.Online() || len(p.pending) == 0 {
 		return time.Time{}
 	}
-	now := time.Now()
-	blocked := make(map[string]bool, len(p.busy)+p.s.cfg.InFlight)
+	if window == 0 {
+		return p.lim.pauseUntil
+	}
+	blocked := make(map[string]bool, len(p.busy)+window)
 	kept := p.pending[:0]
 	for i, r := range p.pending {
-		if p.inFlight >= p.s.cfg.InFlight {
+		if p.inFlight >= window {
 			kept = append(kept, p.pending[i:]...)
 			break
 		}
@@ -197,7 +210,7 @@ func (p *pusher) dispatch(ctx context.Context) (next time.Time) {
 		p.busy[key] = true
 		p.inFlight++
 		p.s.inFlight.Add(1)
-		go p.push(r)
+		go p.push(r, sample{sentAt: now, inFlight: p.inFlight, window: window})
 	}
 	// Clear the tail the compaction left behind so receipts can be freed.
 	for i := len(kept); i < len(p.pending); i++ {
@@ -214,6 +227,13 @@ func (p *pusher) finish(res pushResult) {
 	delete(p.busy, key)
 	p.inFlight--
 	p.s.inFlight.Add(-1)
+	now := time.Now()
+	was := p.lim.pauseUntil
+	p.lim.observe(res.load, now)
+	if p.lim.pauseUntil.After(was) && p.lim.pauseUntil.After(now) {
+		p.s.log.Info("the upstream asked to wait: pushes paused", "for", p.lim.pauseUntil.Sub(now).Round(time.Millisecond),
+			"event_id", res.r.EventID)
+	}
 	switch res.outcome {
 	case outDelivered, outParked:
 		delete(p.known, res.r.EventID)
@@ -242,10 +262,11 @@ func (p *pusher) finish(res pushResult) {
 }
 
 // push sends one receipt and records the outcome in the store before it
-// reports, so a receipt counts as in flight until the store knows.
-func (p *pusher) push(r *shopbridge.Receipt) {
+// reports, so a receipt counts as in flight until the store knows. load
+// describes how it was sent; push adds what the answer says.
+func (p *pusher) push(r *shopbridge.Receipt, load sample) {
 	s := p.s
-	res := pushResult{r: r}
+	res := pushResult{r: r, load: load}
 	defer func() { p.done <- res }()
 
 	headers := make(map[string]string, len(r.Headers))
@@ -264,8 +285,10 @@ func (p *pusher) push(r *shopbridge.Receipt) {
 		// The status line is the verdict: a body cut short or too long
 		// after a 2xx does not undo the delivery.
 		res.outcome = outDelivered
+		res.load.sig, res.load.rtt = sigOK, resp.rtt
 		if err != nil {
 			note = "delivered; " + err.Error()
+			res.load.sig = sigFailed // the answer did not come whole
 		}
 	case err != nil && s.pushCtx.Err() != nil:
 		res.outcome = outAbandoned
@@ -273,11 +296,16 @@ func (p *pusher) push(r *shopbridge.Receipt) {
 	case err != nil:
 		res.outcome = outRetry
 		res.transport = true
+		res.load.sig = sigFailed
 		note = err.Error()
 	case retryable(resp.status):
 		res.outcome = outRetry
 		note = excerpt(resp)
 		res.retryAfter = parseRetryAfter(resp.header.Get("Retry-After"), now)
+		res.load.sig = sigFailed
+		if resp.status == http.StatusTooManyRequests || resp.status == http.StatusServiceUnavailable {
+			res.load.sig, res.load.retryAfter = sigRefused, res.retryAfter
+		}
 	default:
 		res.outcome = outParked
 		note = "parked: " + excerpt(resp)

@@ -24,7 +24,7 @@ type Config struct {
 	URL      string             // the upstream base URL (--upstream); calls go to URL/api/v2/...
 	Token    string             // --upstream-token; sent as a Bearer token, never logged or journaled
 	Interval time.Duration      // --sync-interval; default 10s
-	InFlight int                // receipts in flight together; default 8
+	InFlight int                // --push-in-flight: the cap of the adaptive push window (limit.go); default 64
 	Journal  shopbridge.Journal // upstream exchanges and state changes; nil records nothing
 	Logger   *slog.Logger
 
@@ -40,6 +40,10 @@ type Config struct {
 	// OutageSummaryEvery is how often an outage is summed up in the log
 	// (probes are not logged one by one); default 5 min.
 	OutageSummaryEvery time.Duration
+	// InFlightMin is the floor of the push window; default 1. Equal to
+	// InFlight it fixes the window at InFlight: the push before the
+	// adaptive window, which the benchmark compares against.
+	InFlightMin int
 }
 
 // Status is the syncer's state for admin/api/status.
@@ -53,7 +57,8 @@ type Status struct {
 	LastError     string    `json:"last_error,omitempty"` // while the upstream fails; gone once it answers again
 	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
 	InFlight      int       `json:"in_flight"`
-	Pending       int       `json:"pending"` // receipts loaded for pushing, not yet in flight
+	PushWindow    int       `json:"push_window"` // receipts that may be in flight now (limit.go); 0 while the upstream asked to wait
+	Pending       int       `json:"pending"`     // receipts loaded for pushing, not yet in flight
 }
 
 // Syncer pulls bills from and pushes receipts to the upstream.
@@ -80,6 +85,7 @@ type Syncer struct {
 	system      string        // the system of the last hello, for the log
 
 	inFlight atomic.Int64
+	window   atomic.Int64 // the push window (limit.go)
 	pending  atomic.Int64
 	m        metrics
 
@@ -99,6 +105,7 @@ func New(cfg Config, st *storage.Store) *Syncer {
 	if cfg.InFlight <= 0 {
 		cfg.InFlight = DefaultInFlight
 	}
+	cfg.InFlightMin = min(max(cfg.InFlightMin, 1), cfg.InFlight)
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
@@ -190,6 +197,7 @@ func (s *Syncer) Status() Status {
 		LastError:     s.lastErr,
 		LastErrorAt:   s.lastErrAt,
 		InFlight:      int(s.inFlight.Load()),
+		PushWindow:    int(s.window.Load()),
 		Pending:       int(s.pending.Load()),
 	}
 	if s.client != nil {

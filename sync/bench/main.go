@@ -1,11 +1,18 @@
 // Command bench measures sync against the upstream simulator and prints
 // the figures: mirroring open bills on start, and draining an outbox that
-// filled during an outage, each at 0 ms and 50 ms simulated latency.
+// filled during an outage, at each simulated latency, against an upstream
+// that takes any number of calls at once and one limited to
+// -max-concurrent (it answers 429 above that), with the adaptive push
+// window capped at each -inflight and with the window fixed at each -fixed
+// (the push before the adaptive window).
 //
-//	go run ./sync/bench [-bills 1000] [-receipts 10000] [-latency 0,50ms] [-inflight 8]
+//	go run ./sync/bench [-bills 1000] [-receipts 10000] [-latency 0,50ms]
+//	                    [-max-concurrent 0,8] [-inflight 64] [-fixed 8]
 //
-// Everything runs in this process over loopback HTTP: a crmsim server, a
-// bbolt store in a temporary directory and a Syncer.
+// -bills 0 or -receipts 0 skips that part. Everything runs in this process
+// over loopback HTTP: a crmsim server, a bbolt store in a temporary
+// directory and a Syncer. The last lines compare each adaptive drain with
+// the fixed one against the same upstream.
 package main
 
 import (
@@ -16,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -26,34 +34,50 @@ import (
 )
 
 func main() {
-	bills := flag.Int("bills", 1000, "open bills the simulator serves")
-	receipts := flag.Int("receipts", 10000, "receipts queued during the outage")
+	bills := flag.Int("bills", 1000, "open bills the simulator serves; 0 skips the mirror")
+	receipts := flag.Int("receipts", 10000, "receipts queued during the outage; 0 skips the drain")
 	latencies := flag.String("latency", "0,50ms", "comma-separated simulated latencies")
-	inFlight := flag.String("inflight", "8", "comma-separated receipts-in-flight settings to drain with")
+	maxConc := flag.String("max-concurrent", "0", "comma-separated upstream concurrency limits (0: none)")
+	inFlight := flag.String("inflight", "64", "comma-separated caps of the adaptive push window (none: \"\")")
+	fixed := flag.String("fixed", "8", "comma-separated fixed push windows to compare with (none: \"\")")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: -cpuprofile: %v\n", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var lats []time.Duration
 	for _, s := range strings.Split(*latencies, ",") {
 		if s == "0" {
 			s = "0s"
 		}
 		d, err := time.ParseDuration(strings.TrimSpace(s))
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "bench: -latency %q: %v\n", s, err)
+		if err != nil || d < 0 {
+			fmt.Fprintf(os.Stderr, "bench: -latency %q: want durations such as 50ms\n", s)
 			os.Exit(2)
 		}
 		lats = append(lats, d)
 	}
-	var ifs []int
-	for _, s := range strings.Split(*inFlight, ",") {
-		var n int
-		if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err != nil || n < 1 {
-			fmt.Fprintf(os.Stderr, "bench: -inflight %q: want positive numbers\n", s)
-			os.Exit(2)
-		}
-		ifs = append(ifs, n)
+	mcs := numbers("max-concurrent", *maxConc, 0)
+	var pushes []push
+	for _, n := range numbers("inflight", *inFlight, 1) {
+		pushes = append(pushes, push{cap: n})
+	}
+	for _, n := range numbers("fixed", *fixed, 1) {
+		pushes = append(pushes, push{cap: n, fixed: true})
 	}
 	failed := false
 	for _, lat := range lats {
+		if *bills == 0 {
+			break
+		}
 		d, n, err := mirror(*bills, lat)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: mirror: %v\n", err)
@@ -63,21 +87,87 @@ func main() {
 		fmt.Printf("sync mirror   bills=%-6d latency=%-5v  %8.3f s  (%d bills stored, %.0f bills/s)\n",
 			*bills, lat, d.Seconds(), n, float64(n)/d.Seconds())
 	}
+	var runs []drained
 	for _, lat := range lats {
-		for _, inf := range ifs {
-			d, err := drain(*receipts, lat, inf)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "bench: drain: %v\n", err)
-				failed = true
-				continue
+		for _, mc := range mcs {
+			for _, p := range pushes {
+				if *receipts == 0 {
+					break
+				}
+				r, err := drain(*receipts, lat, mc, p)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "bench: drain: %v\n", err)
+					failed = true
+					continue
+				}
+				runs = append(runs, r)
+				fmt.Printf("sync drain    receipts=%d latency=%v upstream=%s push=%s  %.3f s  (%.0f receipts/s; %d of %d receipt calls refused, %.2f%%; peak %d calls at once; load %s)\n",
+					*receipts, lat, upstreamName(mc), p, r.d.Seconds(), float64(*receipts)/r.d.Seconds(),
+					r.refused, r.calls, 100*r.refusedFraction(), r.peak, loadavg())
 			}
-			fmt.Printf("sync drain    receipts=%-6d latency=%-5v in_flight=%-3d  %8.3f s  (%.0f receipts/s)\n",
-				*receipts, lat, inf, d.Seconds(), float64(*receipts)/d.Seconds())
+		}
+	}
+	for _, a := range runs {
+		if a.push.fixed {
+			continue
+		}
+		for _, f := range runs {
+			if f.push.fixed && f.latency == a.latency && f.maxConc == a.maxConc {
+				fmt.Printf("sync ratio    latency=%v upstream=%s: push=%s / push=%s time %.2f (fixed %.1f s, adaptive %.1f s)\n",
+					a.latency, upstreamName(a.maxConc), a.push, f.push, a.d.Seconds()/f.d.Seconds(), f.d.Seconds(), a.d.Seconds())
+			}
 		}
 	}
 	if failed {
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
+}
+
+// numbers parses a comma-separated list of numbers of at least least.
+func numbers(name, list string, least int) []int {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(s), &n); err != nil || n < least {
+			fmt.Fprintf(os.Stderr, "bench: -%s %q: want numbers of at least %d\n", name, s, least)
+			os.Exit(2)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// push is how the outbox is pushed: the adaptive window up to cap, or a
+// window fixed at cap.
+type push struct {
+	cap   int
+	fixed bool
+}
+
+func (p push) String() string {
+	if p.fixed {
+		return fmt.Sprintf("fixed-%d", p.cap)
+	}
+	return fmt.Sprintf("adaptive-max-%d", p.cap)
+}
+
+func upstreamName(maxConc int) string {
+	if maxConc == 0 {
+		return "unlimited"
+	}
+	return fmt.Sprintf("max-concurrent-%d", maxConc)
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -143,55 +233,93 @@ func countBodies(st *storage.Store) int {
 	return n
 }
 
+// drained is one drain's figures.
+type drained struct {
+	latency       time.Duration
+	maxConc       int
+	push          push
+	d             time.Duration
+	calls         int   // receipt calls that reached the simulator, retries included
+	refused       int   // of those, answered 429 for max-concurrent
+	peak          int   // most calls open at the simulator at once (all kinds)
+	refusedOthers int64 // other calls (pulls) refused for max-concurrent
+}
+
+func (r drained) refusedFraction() float64 {
+	if r.calls == 0 {
+		return 0
+	}
+	return float64(r.refused) / float64(r.calls)
+}
+
 // drain queues n receipts while the upstream refuses connections, then
 // times how long the outbox takes to empty once it is back.
-func drain(n int, latency time.Duration, inFlight int) (time.Duration, error) {
-	sim, err := crmsim.Open(crmsim.Config{Latency: latency, Logger: quiet()})
+func drain(n int, latency time.Duration, maxConc int, p push) (drained, error) {
+	r := drained{latency: latency, maxConc: maxConc, push: p}
+	// No bills: the pulls during the drain are two list calls a second.
+	sim, err := crmsim.Open(crmsim.Config{Data: &crmsim.Data{}, Latency: latency, MaxConcurrent: maxConc, Logger: quiet()})
 	if err != nil {
-		return 0, err
+		return r, err
 	}
 	defer sim.Close()
 	if err := sim.SetFault(crmsim.Fault{Mode: crmsim.FaultRefuse}); err != nil {
-		return 0, err
+		return r, err
 	}
 	st, done, err := openStore()
 	if err != nil {
-		return 0, err
+		return r, err
 	}
 	defer done()
-	s := upsync.New(upsync.Config{URL: sim.URL(), Interval: time.Second, InFlight: inFlight, Logger: quiet()}, st)
+	cfg := upsync.Config{URL: sim.URL(), Interval: time.Second, InFlight: p.cap, Logger: quiet()}
+	if p.fixed {
+		cfg.InFlightMin = p.cap
+	}
+	s := upsync.New(cfg, st)
 	if err := s.Open(context.Background()); err != nil {
-		return 0, err
+		return r, err
 	}
 	defer s.Close()
 	if err := queue(st, n); err != nil {
-		return 0, err
+		return r, err
 	}
 	if s.Online() || st.OutboxLen() != n {
-		return 0, fmt.Errorf("outbox holds %d of %d before the upstream returns", st.OutboxLen(), n)
+		return r, fmt.Errorf("outbox holds %d of %d before the upstream returns", st.OutboxLen(), n)
 	}
 	start := time.Now()
 	if err := sim.SetFault(crmsim.Fault{}); err != nil {
-		return 0, err
+		return r, err
 	}
+	// Probe now rather than after the probe backoff (up to the interval),
+	// which is not the push's time.
+	s.PullNow()
 	deadline := start.Add(10 * time.Minute)
 	for st.OutboxLen() > 0 {
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("%d receipts still queued after 10 minutes", st.OutboxLen())
+			return r, fmt.Errorf("%d receipts still queued after 10 minutes", st.OutboxLen())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	d := time.Since(start)
+	r.d = time.Since(start)
 	delivered := 0
-	for _, r := range sim.Receipts() {
-		if r.Delivered {
+	for _, rc := range sim.Receipts() {
+		r.calls++
+		if rc.Delivered {
 			delivered++
+		}
+		if rc.Fault == crmsim.FaultMaxConcurrent {
+			r.refused++
 		}
 	}
 	if delivered < n {
-		return 0, fmt.Errorf("the simulator has %d of %d receipts", delivered, n)
+		return r, fmt.Errorf("the simulator has %d of %d receipts", delivered, n)
 	}
-	return d, nil
+	if parked, err := st.Parked(); err != nil || len(parked) > 0 {
+		return r, fmt.Errorf("%d receipts parked (%v)", len(parked), err)
+	}
+	var all int64
+	r.peak, all = sim.Concurrency()
+	r.refusedOthers = all - int64(r.refused)
+	return r, nil
 }
 
 // queue accepts n receipts from 20 registers, as concurrent registers would.

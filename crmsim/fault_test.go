@@ -391,6 +391,9 @@ func TestMaxConcurrent(t *testing.T) {
 	for _, r := range s.Receipts() {
 		if r.Fault == crmsim.FaultMaxConcurrent && r.Status == 429 && !r.Delivered {
 			refusedReceipts++
+			if r.Answered.Sub(r.Time) < time.Second {
+				t.Errorf("refused receipt %s answered %v after it arrived, want after the 1 s latency", r.EventID, r.Answered.Sub(r.Time))
+			}
 		}
 	}
 	if refusedReceipts != 3 {

@@ -22,6 +22,10 @@ type Receipt struct {
 	Status        int               `json:"status"`        // status answered; 0 while hanging or when the connection was reset
 	Fault         string            `json:"fault,omitempty"`
 	Delivered     bool              `json:"delivered"` // a complete, well-formed 200 answer was sent
+	// Answered is when the simulator settled the answer, just before
+	// writing it; zero while the call is being served. [Time, Answered]
+	// of two receipts overlapping means they were served at once.
+	Answered time.Time `json:"answered,omitzero"`
 }
 
 // record appends an arrival and returns it for finish.
@@ -60,7 +64,7 @@ func (s *Server) finish(rec *Receipt, status int, fault string, delivered bool) 
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec.Status, rec.Fault, rec.Delivered = status, fault, delivered
+	rec.Status, rec.Fault, rec.Delivered, rec.Answered = status, fault, delivered, time.Now()
 	s.notify()
 }
 

@@ -28,6 +28,7 @@ import (
 
 	"github.com/shopbridge/shopbridge/crmsim"
 	"github.com/shopbridge/shopbridge/internal/testbin"
+	upsync "github.com/shopbridge/shopbridge/sync"
 )
 
 var binary string
@@ -457,10 +458,10 @@ func TestE2EUpstreamDownFromStart(t *testing.T) {
 // count a receipt twice when it drops a connection after writing a 200 the
 // daemon never received (the daemon must resend those); such duplicates
 // carry the same event id and bytes and are at most the receipts in flight
-// at each drop.
+// at each drop (sent and not yet recorded: at most twice the window's cap).
 func TestE2EFlapping(t *testing.T) {
 	skipShort(t)
-	const flap, inFlight = 300 * time.Millisecond, 8
+	const flap, inFlight = 300 * time.Millisecond, 2 * upsync.DefaultInFlight
 	s := startSim(t)
 	d := startDaemon(t, t.TempDir(), s.api)
 	eventually(t, "online", 30*time.Second, func() bool { return d.status(t).Upstream == "online" })
@@ -512,12 +513,12 @@ func metric(t testing.TB, d *daemon, name string) int {
 
 // TestE2EKillMidPush: the daemon is SIGKILLed 20 times while it pushes a
 // backlog to a slow upstream. After each restart the outbox resumes;
-// nothing is lost; a duplicate is only a receipt in flight at a kill (at
-// most --in-flight, 8, per kill), sent again with the same event id and
-// bytes.
+// nothing is lost; a duplicate is only a receipt in flight at a kill (sent
+// and not yet recorded: at most twice --push-in-flight per kill), sent
+// again with the same event id and bytes.
 func TestE2EKillMidPush(t *testing.T) {
 	skipShort(t)
-	const kills, inFlight = 20, 8
+	const kills, inFlight = 20, 2 * upsync.DefaultInFlight
 	s := startSim(t, "--latency", "50ms")
 	data := t.TempDir()
 	s.fault(t, crmsim.Fault{Mode: crmsim.FaultRefuse})
@@ -916,4 +917,49 @@ func runCLI(t testing.TB, args ...string) string {
 		t.Fatalf("shopbridge %q: %v", args, err)
 	}
 	return string(out)
+}
+
+// TestE2EMaxConcurrent: the simulator serves 4 calls at once and answers
+// 429 to the rest; the daemon, at its default cap of 64, drains a backlog
+// through it: every receipt delivered once, in bill order, none parked,
+// few refused, and the window ends near the upstream's limit.
+func TestE2EMaxConcurrent(t *testing.T) {
+	skipShort(t)
+	const limit = 4
+	s := startSim(t, "--latency", "20ms", "--max-concurrent", strconv.Itoa(limit))
+	s.fault(t, crmsim.Fault{Mode: crmsim.FaultRefuse})
+	d := startDaemon(t, t.TempDir(), s.api)
+	want := runRegisters(t, d.base, "mc", 10, 0, 80)
+	s.fault(t, crmsim.Fault{})
+	eventually(t, "the outbox to drain", 90*time.Second, func() bool { return d.status(t).Outbox == 0 })
+	rs := s.receipts(t)
+	if dups := checkArrivals(t, rs, want); len(dups) > 0 {
+		t.Errorf("duplicates: %v", dups)
+	}
+	refused := 0
+	for _, r := range rs {
+		if r.Fault == crmsim.FaultMaxConcurrent {
+			refused++
+		}
+	}
+	st, err := s.ctl.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	frac := float64(refused) / float64(len(rs))
+	window := metric(t, d, "shopbridge_upstream_push_window")
+	t.Logf("%d of %d receipt calls refused (%.1f%%); %d calls refused in all; up to %d open at once; window now %d",
+		refused, len(rs), 100*frac, st.Refused, st.PeakCalls, window)
+	if frac > 0.15 {
+		t.Errorf("%.1f%% of receipt calls refused: the daemon does not follow the upstream's limit of %d", 100*frac, limit)
+	}
+	if window > limit+1 {
+		t.Errorf("push window %d after the drain, want about %d", window, limit)
+	}
+	if cap := metric(t, d, "shopbridge_upstream_push_window_max"); cap != upsync.DefaultInFlight {
+		t.Errorf("push window cap %d, want the default %d", cap, upsync.DefaultInFlight)
+	}
+	if p := d.status(t).Parked; p != 0 {
+		t.Errorf("%d receipts parked on 429s", p)
+	}
 }

@@ -44,6 +44,7 @@ const (
 	windowTolerance = 1.5                  // a median latency above this times the minimum is a queue upstream
 	windowJitter    = 2 * time.Millisecond // latency growth below this is the machine's scheduling, not a queue
 	windowHoldMax   = 32                   // rounds between probes above a refused limit, at most
+	probeRounds     = 3                    // clean full rounds that show a probe above a refused limit succeeded
 	rttMinWindow    = 30 * time.Second     // the minimum latency is relearned over this
 )
 
@@ -86,7 +87,7 @@ type limiter struct {
 	// Probing above a refused limit.
 	hold    int  // rounds left before the next probe
 	holdLen int  // the last hold; the next refused round doubles it
-	probing bool // the window grew after a hold: a clean round ends the holds
+	probing int // clean full rounds at a window grown after a hold; 0: not probing
 
 	// The lowest latency of the last rttMinWindow, in two halves.
 	minCur, minPrev time.Duration
@@ -112,7 +113,7 @@ func (l *limiter) fixed() bool { return l.floor == l.cap }
 // was. The window keeps its size; a pause the upstream asked for stays.
 func (l *limiter) recover(now time.Time) {
 	l.slowStart = true
-	l.hold, l.holdLen, l.probing = 0, 0, false
+	l.hold, l.holdLen, l.probing = 0, 0, 0
 	l.minCur, l.minPrev, l.minSince = 0, 0, now
 	l.newRound(now)
 }
@@ -166,7 +167,7 @@ func (l *limiter) endRound(now time.Time) {
 	switch {
 	case l.refused:
 		l.holdLen = min(max(2*l.holdLen, 1), windowHoldMax)
-		l.hold, l.probing = l.holdLen, false
+		l.hold, l.probing = l.holdLen, 0
 		return
 	case l.failed || len(l.rtts) == 0:
 		return
@@ -183,9 +184,15 @@ func (l *limiter) endRound(now time.Time) {
 	if !l.full {
 		return // a window not used says nothing about a larger one
 	}
-	if l.probing {
-		// The upstream took more than it once refused: grow freely again.
-		l.holdLen, l.probing = 0, false
+	if l.probing > 0 {
+		// Our count of requests at the upstream runs ahead of its own (it
+		// frees a slot before its answer reaches us), so one clean round
+		// above a refused limit may be luck; probeRounds are not.
+		if l.probing++; l.probing <= probeRounds {
+			return
+		}
+		// The upstream takes more than it once refused: grow freely again.
+		l.holdLen, l.probing = 0, 0
 	}
 	switch {
 	case l.slowStart:
@@ -195,7 +202,9 @@ func (l *limiter) endRound(now time.Time) {
 	default:
 		if l.limit < l.cap {
 			l.limit++
-			l.probing = l.holdLen > 0
+			if l.holdLen > 0 {
+				l.probing = 1
+			}
 		}
 	}
 }

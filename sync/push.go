@@ -15,29 +15,37 @@ import (
 
 // Push tuning.
 const (
-	pushWindow     = 2048                   // queued receipts held in memory for dispatch
+	pushBuffer     = 2048                   // queued receipts held in memory for dispatch
 	pushRetryBase  = 200 * time.Millisecond // first retry of a receipt
 	pushRetryMax   = 5 * time.Second        // longest wait between retries of one key
 	retryAfterMax  = 30 * time.Second       // the most a Retry-After is honoured
 	pushRescanKeep = 256                    // below this many pending, reread the outbox from its start
+	// unrecordedMax bounds the receipts sent whose outcome the store has
+	// not recorded yet, as a multiple of the window's cap: a slow disk
+	// does not hold the window's slots, but what a crash can make go
+	// twice stays bounded.
+	unrecordedMax = 2
 )
 
 // pusher delivers the outbox. One goroutine (run) owns its maps and
 // decides what goes next; each push runs in a goroutine of its own and
-// reports back on done once the store has recorded the outcome, so the
-// receipts in flight are exactly those the upstream may have without the
-// store knowing.
+// reports back on done twice: when the upstream has answered, which frees
+// its place in the window, and once the store has recorded the outcome,
+// which frees its order key. So the receipts in flight are exactly those
+// the upstream may have without the store knowing, and the window counts
+// only what the upstream is working on, not the store's fsyncs.
 type pusher struct {
 	s *Syncer
 
-	pending  []*shopbridge.Receipt // queued, not in flight, ordered by Seq
-	known    map[string]bool       // event ids pending or in flight
-	loadedTo uint64                // highest Seq read from the outbox
-	busy     map[string]bool       // order keys with a receipt in flight
-	inFlight int
-	keys     map[string]*keyState // order keys that failed lately
-	lim      *limiter             // how many may be in flight (limit.go)
-	done     chan pushResult
+	pending    []*shopbridge.Receipt // queued, not in flight, ordered by Seq
+	known      map[string]bool       // event ids pending or in flight
+	loadedTo   uint64                // highest Seq read from the outbox
+	busy       map[string]bool       // order keys with a receipt in flight
+	inFlight   int                   // sent, outcome not yet recorded
+	atUpstream int                   // sent, not yet answered: what the window bounds
+	keys       map[string]*keyState  // order keys that failed lately
+	lim        *limiter              // the window (limit.go)
+	done       chan pushResult
 }
 
 type keyState struct {
@@ -52,6 +60,7 @@ type pushResult struct {
 	retryAfter time.Duration
 	transport  bool   // retry after no answer (refused, reset, timeout)
 	load       sample // what it says about the upstream's load, for the window
+	recorded   bool   // the second report: the store has the outcome
 }
 
 // Push outcomes.
@@ -100,7 +109,7 @@ func (p *pusher) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			for p.inFlight > 0 {
-				p.finish(<-p.done)
+				p.report(<-p.done)
 			}
 			return
 		case <-s.st.Notify():
@@ -108,8 +117,8 @@ func (p *pusher) run(ctx context.Context) {
 			// rereading from the start finds both while the window is small.
 			p.load(true)
 		case res := <-p.done:
-			p.finish(res)
-			if len(p.pending) < pushWindow/2 {
+			p.report(res)
+			if res.recorded && len(p.pending) < pushBuffer/2 {
 				p.load(false)
 			}
 		case <-changed:
@@ -145,7 +154,7 @@ func (p *pusher) load(fromStart bool) {
 			after = 0
 		}
 	}
-	room := pushWindow - len(p.pending)
+	room := pushBuffer - len(p.pending)
 	if room <= 0 {
 		return
 	}
@@ -189,7 +198,7 @@ func (p *pusher) dispatch(ctx context.Context) (next time.Time) {
 	blocked := make(map[string]bool, len(p.busy)+window)
 	kept := p.pending[:0]
 	for i, r := range p.pending {
-		if p.inFlight >= window {
+		if p.atUpstream >= window || p.inFlight >= unrecordedMax*p.s.cfg.InFlight {
 			kept = append(kept, p.pending[i:]...)
 			break
 		}
@@ -209,8 +218,9 @@ func (p *pusher) dispatch(ctx context.Context) (next time.Time) {
 		}
 		p.busy[key] = true
 		p.inFlight++
+		p.atUpstream++
 		p.s.inFlight.Add(1)
-		go p.push(r, sample{sentAt: now, inFlight: p.inFlight, window: window})
+		go p.push(r, sample{sentAt: now, inFlight: p.atUpstream, window: window})
 	}
 	// Clear the tail the compaction left behind so receipts can be freed.
 	for i := len(kept); i < len(p.pending); i++ {
@@ -221,12 +231,13 @@ func (p *pusher) dispatch(ctx context.Context) (next time.Time) {
 	return next
 }
 
-// finish books a push's outcome.
-func (p *pusher) finish(res pushResult) {
-	key := res.r.OrderKey()
-	delete(p.busy, key)
-	p.inFlight--
-	p.s.inFlight.Add(-1)
+// report takes one of a push's two reports.
+func (p *pusher) report(res pushResult) {
+	if res.recorded {
+		p.finish(res)
+		return
+	}
+	p.atUpstream--
 	now := time.Now()
 	was := p.lim.pauseUntil
 	p.lim.observe(res.load, now)
@@ -234,6 +245,14 @@ func (p *pusher) finish(res pushResult) {
 		p.s.log.Info("the upstream asked to wait: pushes paused", "for", p.lim.pauseUntil.Sub(now).Round(time.Millisecond),
 			"event_id", res.r.EventID)
 	}
+}
+
+// finish books a push's recorded outcome.
+func (p *pusher) finish(res pushResult) {
+	key := res.r.OrderKey()
+	delete(p.busy, key)
+	p.inFlight--
+	p.s.inFlight.Add(-1)
 	switch res.outcome {
 	case outDelivered, outParked:
 		delete(p.known, res.r.EventID)
@@ -261,13 +280,17 @@ func (p *pusher) finish(res pushResult) {
 	}
 }
 
-// push sends one receipt and records the outcome in the store before it
-// reports, so a receipt counts as in flight until the store knows. load
-// describes how it was sent; push adds what the answer says.
+// push sends one receipt, reports the answer, and records the outcome in
+// the store before it reports again, so a receipt counts as in flight
+// until the store knows. load describes how it was sent; push adds what
+// the answer says.
 func (p *pusher) push(r *shopbridge.Receipt, load sample) {
 	s := p.s
 	res := pushResult{r: r, load: load}
-	defer func() { p.done <- res }()
+	defer func() {
+		res.recorded = true
+		p.done <- res
+	}()
 
 	headers := make(map[string]string, len(r.Headers))
 	for k, v := range r.Headers {
@@ -311,6 +334,7 @@ func (p *pusher) push(r *shopbridge.Receipt, load sample) {
 		note = "parked: " + excerpt(resp)
 	}
 	s.client.record(req, resp, d, note)
+	p.done <- pushResult{r: r, load: res.load}
 
 	var serr error
 	switch res.outcome {

@@ -101,9 +101,9 @@ func main() {
 					continue
 				}
 				runs = append(runs, r)
-				fmt.Printf("sync drain    receipts=%d latency=%v upstream=%s push=%s  %.3f s  (%.0f receipts/s; %d of %d receipt calls refused, %.2f%%; peak %d calls at once; load %s)\n",
+				fmt.Printf("sync drain    receipts=%d latency=%v upstream=%s push=%s  %.3f s  (%.0f receipts/s; %d of %d receipt calls refused, %.2f%%; peak %d calls at once; window mean %.1f, in flight mean %.1f; load %s)\n",
 					*receipts, lat, upstreamName(mc), p, r.d.Seconds(), float64(*receipts)/r.d.Seconds(),
-					r.refused, r.calls, 100*r.refusedFraction(), r.peak, loadavg())
+					r.refused, r.calls, 100*r.refusedFraction(), r.peak, r.window, r.inFlight, loadavg())
 			}
 		}
 	}
@@ -239,10 +239,12 @@ type drained struct {
 	maxConc       int
 	push          push
 	d             time.Duration
-	calls         int   // receipt calls that reached the simulator, retries included
-	refused       int   // of those, answered 429 for max-concurrent
-	peak          int   // most calls open at the simulator at once (all kinds)
-	refusedOthers int64 // other calls (pulls) refused for max-concurrent
+	calls         int     // receipt calls that reached the simulator, retries included
+	refused       int     // of those, answered 429 for max-concurrent
+	peak          int     // most calls open at the simulator at once (all kinds)
+	refusedOthers int64   // other calls (pulls) refused for max-concurrent
+	window        float64 // the push window, mean of polls while online
+	inFlight      float64 // receipts sent and not yet recorded, mean of polls while online
 }
 
 func (r drained) refusedFraction() float64 {
@@ -293,13 +295,22 @@ func drain(n int, latency time.Duration, maxConc int, p push) (drained, error) {
 	// which is not the push's time.
 	s.PullNow()
 	deadline := start.Add(10 * time.Minute)
+	var polls, windows, inFlight int
 	for st.OutboxLen() > 0 {
 		if time.Now().After(deadline) {
 			return r, fmt.Errorf("%d receipts still queued after 10 minutes", st.OutboxLen())
 		}
+		if ss := s.Status(); ss.Upstream == shopbridge.UpstreamOnline {
+			polls++
+			windows += ss.PushWindow
+			inFlight += ss.InFlight
+		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	r.d = time.Since(start)
+	if polls > 0 {
+		r.window, r.inFlight = float64(windows)/float64(polls), float64(inFlight)/float64(polls)
+	}
 	delivered := 0
 	for _, rc := range sim.Receipts() {
 		r.calls++

@@ -85,8 +85,8 @@ type limiter struct {
 	failed     bool
 
 	// Probing above a refused limit.
-	hold    int  // rounds left before the next probe
-	holdLen int  // the last hold; the next refused round doubles it
+	hold    int // rounds left before the next probe
+	holdLen int // the last hold; the next refused round doubles it
 	probing int // clean full rounds at a window grown after a hold; 0: not probing
 
 	// The lowest latency of the last rttMinWindow, in two halves.

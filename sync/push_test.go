@@ -9,6 +9,7 @@ import (
 
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/crmsim"
+	"github.com/shopbridge/shopbridge/internal/storetest"
 	"github.com/shopbridge/shopbridge/storage"
 )
 
@@ -112,7 +113,7 @@ func watchWindow(t *testing.T, s *Syncer) func() int {
 // once.
 func TestPushWindowGrowsToItsCap(t *testing.T) {
 	sim := crmsim.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Latency: 50 * time.Millisecond, Logger: quietLogger()})
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	want := pairs(0, 1600)
 	acceptAll(t, st, want)
 	cfg := testConfig(sim, &memJournal{})
@@ -142,7 +143,7 @@ func TestPushWindowFollowsConcurrencyLimit(t *testing.T) {
 	const limit = 4
 	sim := crmsim.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Latency: 20 * time.Millisecond, MaxConcurrent: limit,
 		Logger: quietLogger()})
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	want := pairs(0, 800)
 	acceptAll(t, st, want)
 	cfg := testConfig(sim, &memJournal{})
@@ -188,7 +189,7 @@ func TestPushWindowShrinksOn503AndTimeouts(t *testing.T) {
 	} {
 		t.Run(f.Mode, func(t *testing.T) {
 			sim := crmsim.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Latency: 5 * time.Millisecond, Logger: quietLogger()})
-			st := MustOpenStore(t)
+			st := storetest.MustOpen(t)
 			cfg := testConfig(sim, &memJournal{})
 			cfg.Timeout = 300 * time.Millisecond
 			s := MustOpenSyncer(t, cfg, st)
@@ -224,7 +225,7 @@ func TestPushWindowShrinksOn503AndTimeouts(t *testing.T) {
 // the 3 s have passed.
 func TestPushHonoursRetryAfter(t *testing.T) {
 	sim := crmsim.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Logger: quietLogger()})
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	s := MustOpenSyncer(t, testConfig(sim, &memJournal{}), st)
 	eventually(t, "online", s.Online)
 	if err := sim.SetFault(crmsim.Fault{Mode: crmsim.Fault429, Kind: crmsim.KindReceipts, RetryAfter: 3 * time.Second}); err != nil {
@@ -268,7 +269,7 @@ func TestPushHonoursRetryAfter(t *testing.T) {
 // in bill order.
 func TestPushWindowRecoversAfterOutage(t *testing.T) {
 	sim := crmsim.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Latency: 20 * time.Millisecond, Logger: quietLogger()})
-	st := MustOpenStore(t)
+	st := storetest.MustOpen(t)
 	cfg := testConfig(sim, &memJournal{})
 	cfg.InFlight = 16
 	cfg.Timeout = 5 * time.Second

@@ -161,7 +161,7 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 // headers, plus a second per BodyRate bytes declared: a register on the LAN
 // sends a receipt in milliseconds, and one that stops short of its
 // Content-Length hears 400 within seconds instead of holding the connection
-// until the server's 30 s ReadTimeout.
+// until the server's ReadTimeout.
 const (
 	BodyTime = 5 * time.Second
 	BodyRate = 100 << 10

@@ -5,11 +5,13 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -141,7 +143,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	if !s.allowed(clientAddr(r)) {
+	ok, known := r.Context().Value(connAllowedKey{}).(bool)
+	if !known {
+		ok = s.allowed(clientAddr(r))
+	}
+	if !ok {
 		s.fail(w, shopbridge.Errorf(shopbridge.EFORBIDDEN, "client", "client address %s is not allowed (see --allow)", clientAddr(r)))
 		return
 	}
@@ -163,6 +169,18 @@ func checkSize(r *http.Request) error {
 		return shopbridge.Errorf(shopbridge.EHEADERS, "header", "the request headers are %d bytes, over the %d KiB limit", n, MaxHeader>>10)
 	}
 	return nil
+}
+
+type connAllowedKey struct{}
+
+// ConnContext is for http.Server.ConnContext: it checks a connection's
+// client address against --allow once, not on every request over it.
+func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+	if err != nil {
+		return ctx // each request is checked, and refused
+	}
+	return context.WithValue(ctx, connAllowedKey{}, s.allowed(ap.Addr().Unmap()))
 }
 
 func clientAddr(r *http.Request) netip.Addr {
@@ -324,6 +342,17 @@ func (r *recorder) Write(p []byte) (int, error) {
 		r.body = append(r.body, p[:n]...)
 	}
 	return r.ResponseWriter.Write(p)
+}
+
+// writeShared writes a JSON answer whose body nobody modifies (a bill's
+// stored bytes): the journal keeps those bytes instead of a copy.
+func (r *recorder) writeShared(status int, body []byte) {
+	keep := r.keep
+	r.keep = false
+	writeJSON(r, status, body)
+	if r.keep = keep; keep && r.body == nil {
+		r.body = clip(body)
+	}
 }
 
 // admin guards operator endpoints: loopback always, others only with the

@@ -491,6 +491,35 @@ func TestAllowList(t *testing.T) {
 	}
 }
 
+// TestAllowListPerConnection: with ConnContext the address check is made
+// once per connection, with the same verdicts as per request.
+func TestAllowListPerConnection(t *testing.T) {
+	for _, tc := range []struct {
+		allow []netip.Prefix
+		want  int
+	}{
+		{[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, 403},
+		{nil, 200}, // the default allows loopback
+	} {
+		h := api.New(api.Config{Store: storetest.MustOpen(t), Logger: quietLogger(), Allow: tc.allow})
+		ts := httptest.NewUnstartedServer(h)
+		ts.Config.ConnContext = h.ConnContext
+		ts.Start()
+		for i := range 3 { // the same kept-alive connection
+			resp, err := ts.Client().Get(ts.URL + "/api/v2/hello")
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("allow %v, request %d: %d, want %d", tc.allow, i, resp.StatusCode, tc.want)
+			}
+		}
+		ts.Close()
+	}
+}
+
 func TestStoreClosed(t *testing.T) {
 	ts := newServer(t, api.Config{})
 	seed(t, ts.store)

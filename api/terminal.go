@@ -118,10 +118,7 @@ func (s *Server) billByID(w http.ResponseWriter, r *http.Request, ps httprouter.
 	if !storage.ValidID(id) {
 		return shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %q (ids are whole numbers)", id)
 	}
-	bp := s.bufs.Get().(*[]byte)
-	defer s.bufs.Put(bp)
-	body, err := s.cfg.Store.BillBody((*bp)[:0], id)
-	*bp = body[:0]
+	body, err := s.cfg.Store.SharedBillBody(id)
 	if shopbridge.ErrorKind(err) == shopbridge.ENOTFOUND && s.cfg.ReadThrough != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), ReadThroughTimeout)
 		b, rerr := s.cfg.ReadThrough.BillByID(ctx, id)
@@ -134,6 +131,10 @@ func (s *Server) billByID(w http.ResponseWriter, r *http.Request, ps httprouter.
 		return err
 	}
 	s.syncedAt(w)
+	if rec, ok := w.(*recorder); ok {
+		rec.writeShared(http.StatusOK, body)
+		return nil
+	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
 }

@@ -106,12 +106,16 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	d.http = &http.Server{
-		Handler:           d.server,
+		Handler: d.server,
+		// Headers, and a body other than a receipt's (which has a deadline
+		// of its own, see api.BodyTime), within 5 s: one deadline for both
+		// saves net/http a timer change on every request.
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadTimeout:       5 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    api.MaxHeaderBytes, // the handler's own limits answer with the Evotor body
+		ConnContext:       d.server.ConnContext,
 		ErrorLog:          slog.NewLogLogger(d.Logger.With("part", "http").Handler(), slog.LevelWarn),
 	}
 	d.serveErr = make(chan error, 1)
@@ -246,7 +250,7 @@ func (d *Daemon) statusWith(lists bool) api.Status {
 	if d.journal != nil {
 		st.Terminals = d.journal.Terminals()
 		st.Journal = api.JournalStatus{Written: d.journal.written.Load(), Dropped: d.journal.dropped.Load(),
-			Queued: len(d.journal.ch), LagMS: float64(d.journal.lagNS.Load()) / 1e6}
+			Queued: d.journal.queued(), LagMS: float64(d.journal.lagNS.Load()) / 1e6}
 	}
 	if d.syncer != nil {
 		ss := d.syncer.Status()
@@ -292,7 +296,7 @@ func (m journalMetrics) WriteMetrics(w io.Writer) {
 	shopbridge.Metric{Name: "shopbridge_journal_dropped_total", Type: "counter", Help: "Journal entries dropped because the writer fell behind."}.
 		Write(w, float64(m.j.dropped.Load()))
 	shopbridge.Metric{Name: "shopbridge_journal_queued", Type: "gauge", Help: "Journal entries waiting to be written."}.
-		Write(w, float64(len(m.j.ch)))
+		Write(w, float64(m.j.queued()))
 	shopbridge.Metric{Name: "shopbridge_journal_lag_seconds", Type: "gauge", Help: "Age of the oldest entry of the last batch when it was written."}.
 		Write(w, float64(m.j.lagNS.Load())/1e9)
 }

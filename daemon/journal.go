@@ -12,16 +12,21 @@ import (
 )
 
 // journalWriter takes journal entries off the request path: Record only
-// queues (dropping, and counting, when the queue is full, so a terminal
-// never waits), and one goroutine writes them in batches, one commit each,
-// keeps the terminals seen and prunes by age and size.
+// appends to a queue (dropping, and counting, when it is full, so a
+// terminal never waits), and one goroutine takes the whole queue at a time
+// and writes it in batches, one commit each, keeps the terminals seen and
+// prunes by age and size. The queue is a slice under a mutex, not a
+// channel: the writer wakes once a batch, not once an entry, which under
+// load cost terminals more than the entries themselves.
 type journalWriter struct {
 	store    *storage.Store
 	logger   *slog.Logger
 	maxAge   time.Duration
 	maxBytes int64
 
-	ch      chan shopbridge.JournalEntry
+	qmu     sync.Mutex
+	queue   []shopbridge.JournalEntry // recorded, not yet taken by the writer
+	wake    chan struct{}             // the queue became non-empty, or holds a batch
 	dropped atomic.Uint64
 	written atomic.Uint64
 	lagNS   atomic.Int64 // age of the oldest entry in the last batch when written
@@ -41,7 +46,8 @@ const (
 
 func newJournalWriter(st *storage.Store, logger *slog.Logger, maxAge time.Duration, maxBytes int64) *journalWriter {
 	j := &journalWriter{store: st, logger: logger.With("part", "journal"), maxAge: maxAge, maxBytes: maxBytes,
-		ch: make(chan shopbridge.JournalEntry, journalQueue), terminals: map[string]storage.Terminal{}, dirty: map[string]bool{}}
+		queue: make([]shopbridge.JournalEntry, 0, journalBatch), wake: make(chan struct{}, 1),
+		terminals: map[string]storage.Terminal{}, dirty: map[string]bool{}}
 	if ts, err := st.Terminals(); err == nil {
 		for _, t := range ts {
 			j.terminals[terminalKey(t)] = t
@@ -62,11 +68,37 @@ func (j *journalWriter) Record(e shopbridge.JournalEntry) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
-	select {
-	case j.ch <- e:
-	default:
+	j.qmu.Lock()
+	n := len(j.queue)
+	if n >= journalQueue {
+		j.qmu.Unlock()
 		j.dropped.Add(1)
+		return
 	}
+	j.queue = append(j.queue, e)
+	j.qmu.Unlock()
+	if n == 0 || n+1 == journalBatch {
+		select {
+		case j.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// queued is how many entries wait for the writer.
+func (j *journalWriter) queued() int {
+	j.qmu.Lock()
+	defer j.qmu.Unlock()
+	return len(j.queue)
+}
+
+// take returns the queue and starts a new one in spare's array.
+func (j *journalWriter) take(spare []shopbridge.JournalEntry) []shopbridge.JournalEntry {
+	j.qmu.Lock()
+	defer j.qmu.Unlock()
+	q := j.queue
+	j.queue = spare[:0]
+	return q
 }
 
 func (j *journalWriter) open() {
@@ -99,22 +131,28 @@ func (j *journalWriter) loop(ctx context.Context) {
 	gather := time.NewTimer(time.Hour)
 	gather.Stop()
 	gathering := false
-	batch := make([]shopbridge.JournalEntry, 0, journalBatch)
+	spare := make([]shopbridge.JournalEntry, 0, journalBatch)
+	// drain writes what is queued, a batch a commit, and keeps the array.
+	drain := func() {
+		q := j.take(spare)
+		for b := q; len(b) > 0; b = b[min(len(b), journalBatch):] {
+			j.write(b[:min(len(b), journalBatch)])
+		}
+		clear(q) // the entries hold bodies
+		spare = q[:0]
+	}
 	for {
 		select {
-		case e := <-j.ch:
-			batch = append(batch, e)
-			if len(batch) >= journalBatch {
-				j.write(batch)
-				batch = batch[:0]
+		case <-j.wake:
+			if j.queued() >= journalBatch {
+				drain()
 			} else if !gathering {
 				gathering = true
 				gather.Reset(journalGather)
 			}
 		case <-gather.C:
 			gathering = false
-			j.write(batch)
-			batch = batch[:0]
+			drain()
 		case <-prune.C:
 			j.prune()
 			prune.Reset(time.Minute)
@@ -122,21 +160,7 @@ func (j *journalWriter) loop(ctx context.Context) {
 			j.flushTerminals()
 			flush.Reset(10 * time.Second)
 		case <-ctx.Done():
-			for {
-				select {
-				case e := <-j.ch:
-					batch = append(batch, e)
-					if len(batch) < journalBatch {
-						continue
-					}
-				default:
-				}
-				if len(batch) == 0 {
-					break
-				}
-				j.write(batch)
-				batch = batch[:0]
-			}
+			drain()
 			j.flushTerminals()
 			return
 		}

@@ -360,6 +360,23 @@ func (s *Store) BillBody(dst []byte, id string) ([]byte, error) {
 	if b, ok := s.bodies.get(id); ok {
 		return append(dst, b...), nil
 	}
+	b, err := s.readBillBody(id)
+	return append(dst, b...), err
+}
+
+// SharedBillBody is BillBody without the copy: the bytes may be the
+// store's own and must not be modified. They stay valid after the bill
+// changes (a change replaces them, it never writes into them), so an
+// answer and its journal entry can both hold them.
+func (s *Store) SharedBillBody(id string) ([]byte, error) {
+	if b, ok := s.bodies.get(id); ok {
+		return b, nil
+	}
+	return s.readBillBody(id)
+}
+
+// readBillBody reads bill id's bytes from the file and caches them.
+func (s *Store) readBillBody(id string) ([]byte, error) {
 	gen := s.bodies.generation()
 	var body []byte
 	err := s.view(func(tx *bolt.Tx) error {
@@ -381,13 +398,13 @@ func (s *Store) BillBody(dst []byte, id string) ([]byte, error) {
 		return nil
 	})
 	if err != nil {
-		return dst, err
+		return nil, err
 	}
 	if body == nil {
-		return dst, shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %s", id)
+		return nil, shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %s", id)
 	}
 	s.bodies.put(id, body, gen)
-	return append(dst, body...), nil
+	return body, nil
 }
 
 // ListQuery selects bill summaries. Zero value: the no-parameter list.

@@ -639,3 +639,36 @@ func TestDerivedSummaryUntilListed(t *testing.T) {
 		t.Errorf("listed bill served as %s, want the entry %s", got, entry)
 	}
 }
+
+// TestSharedBillBody: the shared bytes are the bill's, and a change to the
+// bill replaces them rather than writing into what a reader (an answer, its
+// journal entry) still holds.
+func TestSharedBillBody(t *testing.T) {
+	s := storetest.MustOpen(t)
+	at := time.Date(2026, 3, 22, 12, 0, 0, 0, time.UTC)
+	v1 := []byte(`{"id": 78, "date": "2026-03-22 10:00:00", "summ": 1, "number": "78"}`)
+	v2 := []byte(`{"id": 78, "date": "2026-03-22 10:00:00", "summ": 2, "number": "78"}`)
+	if _, _, err := s.PutBill(v1, at); err != nil {
+		t.Fatal(err)
+	}
+	first, err := s.SharedBillBody("78") // read from the file
+	if err != nil || !bytes.Equal(first, v1) {
+		t.Fatalf("SharedBillBody = %s, %v", first, err)
+	}
+	held, err := s.SharedBillBody("78") // from memory
+	if err != nil || !bytes.Equal(held, v1) {
+		t.Fatalf("SharedBillBody again = %s, %v", held, err)
+	}
+	if _, _, err := s.PutBill(v2, at); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := s.SharedBillBody("78"); !bytes.Equal(now, v2) {
+		t.Errorf("after the change: %s", now)
+	}
+	if !bytes.Equal(held, v1) || !bytes.Equal(first, v1) {
+		t.Errorf("the change wrote into bytes a reader held: %s / %s", first, held)
+	}
+	if _, err := s.SharedBillBody("79"); shopbridge.ErrorKind(err) != shopbridge.ENOTFOUND {
+		t.Errorf("unknown bill: %v, want ENOTFOUND", err)
+	}
+}

@@ -2,6 +2,8 @@ package hotpath
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -88,5 +90,43 @@ func BenchmarkParseReceipt(b *testing.B) {
 		if _, err := api.ParseReceipt(body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// discardWriter is a ResponseWriter that keeps nothing: what is left of a
+// request's cost is the handler's own, net/http excluded.
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+
+type discardJournal struct{}
+
+func (discardJournal) Record(shopbridge.JournalEntry) {}
+
+// BenchmarkServeBillByID is shopbridge's own work in one bill/byid on top of
+// what a bare net/http handler does: the address check, the router, the
+// store read, metrics and building the journal entry (journal=entry; the
+// daemon's writer then queues it) or none of it (journal=none).
+func BenchmarkServeBillByID(b *testing.B) {
+	for _, journal := range []string{"none", "entry"} {
+		b.Run("journal="+journal, func(b *testing.B) {
+			st, _, id := openStore(b)
+			cfg := api.Config{Store: st}
+			if journal == "entry" {
+				cfg.Journal = discardJournal{}
+			}
+			srv := api.New(cfg)
+			req := httptest.NewRequest(http.MethodGet, "/api/v2/bill/byid/"+id, nil)
+			req.RemoteAddr = "192.168.1.20:51234"
+			req.Header.Set("X-Evotor-Device-Uuid", "20251202-AA8B-407D-80BF-000000000001")
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				srv.ServeHTTP(w, req)
+			}
+		})
 	}
 }

@@ -111,10 +111,20 @@ func main() {
 		if a.push.fixed {
 			continue
 		}
+		if a.maxConc == 0 && a.latency == 50*time.Millisecond {
+			fmt.Printf("sync goal     latency=%v upstream=%s push=%s: %.1f s for %d receipts (goal < 10 s for 10,000: %s)\n",
+				a.latency, upstreamName(a.maxConc), a.push, a.d.Seconds(), *receipts, met(a.d < 10*time.Second && *receipts >= 10000))
+		}
 		for _, f := range runs {
-			if f.push.fixed && f.latency == a.latency && f.maxConc == a.maxConc {
-				fmt.Printf("sync ratio    latency=%v upstream=%s: push=%s / push=%s time %.2f (fixed %.1f s, adaptive %.1f s)\n",
-					a.latency, upstreamName(a.maxConc), a.push, f.push, a.d.Seconds()/f.d.Seconds(), f.d.Seconds(), a.d.Seconds())
+			if !f.push.fixed || f.latency != a.latency || f.maxConc != a.maxConc {
+				continue
+			}
+			r := a.d.Seconds() / f.d.Seconds()
+			fmt.Printf("sync ratio    latency=%v upstream=%s: push=%s / push=%s time %.2f (fixed %.1f s, adaptive %.1f s)\n",
+				a.latency, upstreamName(a.maxConc), a.push, f.push, r, f.d.Seconds(), a.d.Seconds())
+			if a.maxConc > 0 {
+				fmt.Printf("sync goal     latency=%v upstream=%s push=%s: %.2f of %s's time (goal <= 1.2: %s), %.2f%% of receipt calls refused (goal < 5%%: %s)\n",
+					a.latency, upstreamName(a.maxConc), a.push, r, f.push, met(r <= 1.2), 100*a.refusedFraction(), met(a.refusedFraction() < 0.05))
 			}
 		}
 	}
@@ -160,6 +170,13 @@ func upstreamName(maxConc int) string {
 		return "unlimited"
 	}
 	return fmt.Sprintf("max-concurrent-%d", maxConc)
+}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
 }
 
 func loadavg() string {

@@ -26,9 +26,13 @@ import (
 //     or the path is in trouble: the window halves, once per window of
 //     requests (answers to requests sent before the last cut do not cut
 //     again).
-//   - Latency growth. A round whose median latency is well above the
-//     minimum (windowTolerance times, plus windowJitter) means a queue
-//     upstream: the window shrinks in proportion, by at most half.
+//   - Latency growth. Two rounds in a row whose median latency is well
+//     above the minimum (windowTolerance times, plus windowJitter) mean a
+//     queue upstream: the window shrinks in proportion, by at most half.
+//     One slow round is more often this machine busy with something else.
+//   - After a failure or latency cut the window grows back towards where
+//     it was by half the distance a round (as TCP BIC does), so a false
+//     alarm costs a few rounds, and a real queue shows again soon.
 //   - Retry-After on a 429 or 503 speaks for the upstream, not for one
 //     receipt (RFC 6585 §4, RFC 9110 §10.2.3): no receipt is sent until it
 //     has passed (at most retryAfterMax).
@@ -84,6 +88,9 @@ type limiter struct {
 	refused    bool
 	failed     bool
 
+	slow int // rounds in a row with the median latency too high
+	wmax int // the window before the last failure or latency cut: grown back to quickly
+
 	// Probing above a refused limit.
 	hold    int // rounds left before the next probe
 	holdLen int // the last hold; the next refused round doubles it
@@ -113,6 +120,7 @@ func (l *limiter) fixed() bool { return l.floor == l.cap }
 // was. The window keeps its size; a pause the upstream asked for stays.
 func (l *limiter) recover(now time.Time) {
 	l.slowStart = true
+	l.slow, l.wmax = 0, 0
 	l.hold, l.holdLen, l.probing = 0, 0, 0
 	l.minCur, l.minPrev, l.minSince = 0, 0, now
 	l.newRound(now)
@@ -148,10 +156,12 @@ func (l *limiter) observe(s sample, now time.Time) {
 		l.refused = true
 		l.slowStart = false
 		l.limit = max(l.limit-1, l.floor)
+		l.wmax = 0 // the upstream said where its limit is
 	case sigFailed:
 		l.failed = true
 		l.slowStart = false
 		if !s.sentAt.Before(l.lastCut) {
+			l.wmax = max(l.wmax, l.limit)
 			l.limit = max(l.limit/2, l.floor)
 			l.lastCut = now
 		}
@@ -175,12 +185,17 @@ func (l *limiter) endRound(now time.Time) {
 	if base := l.rttMin(); base > 0 {
 		ok := time.Duration(windowTolerance*float64(base)) + windowJitter
 		if med := median(l.rtts); med > ok {
-			shrink := max(float64(ok)/float64(med), 0.5)
-			l.limit = max(int(float64(l.limit)*shrink), l.floor)
-			l.slowStart = false
-			return
+			if l.slow++; l.slow >= 2 {
+				shrink := max(float64(ok)/float64(med), 0.5)
+				l.wmax = l.limit
+				l.limit = max(int(float64(l.limit)*shrink), l.floor)
+				l.slowStart = false
+				l.slow = 0
+			}
+			return // no growth while latency is high
 		}
 	}
+	l.slow = 0
 	if !l.full {
 		return // a window not used says nothing about a larger one
 	}
@@ -201,7 +216,11 @@ func (l *limiter) endRound(now time.Time) {
 		l.hold--
 	default:
 		if l.limit < l.cap {
-			l.limit++
+			step := 1
+			if l.wmax > l.limit {
+				step = max(1, (l.wmax-l.limit)/2)
+			}
+			l.limit = min(l.limit+step, l.cap)
 			if l.holdLen > 0 {
 				l.probing = 1
 			}

@@ -307,3 +307,27 @@ func TestLimiterRecover(t *testing.T) {
 		t.Errorf("windows after recovering %v, want the cap 64 within 14 rounds", run.windows)
 	}
 }
+
+// TestLimiterLatencySpike: one slow round (this machine busy elsewhere)
+// does not shrink the window; two do, and once latency is back to normal
+// the window grows back to where it was within a few rounds.
+func TestLimiterLatencySpike(t *testing.T) {
+	l := newLimiter(1, 64, t0)
+	run := simulate(l, unlimited(50*time.Millisecond), 10, 0, t0)
+	if l.window(run.now) != 64 {
+		t.Fatalf("windows %v: want the cap first", run.windows)
+	}
+	run = simulate(l, unlimited(200*time.Millisecond), 1, 0, run.now)
+	run = simulate(l, unlimited(50*time.Millisecond), 4, 0, run.now)
+	if m := slices.Min(run.windows); m != 64 {
+		t.Errorf("windows %v after one slow round: want 64 throughout", run.windows)
+	}
+	run = simulate(l, unlimited(200*time.Millisecond), 3, 0, run.now)
+	if w := l.window(run.now); w >= 64 {
+		t.Fatalf("window %d after three slow rounds: want it cut", w)
+	}
+	run = simulate(l, unlimited(50*time.Millisecond), 16, 0, run.now)
+	if at := slices.Index(run.windows, 64); at < 0 || at > 12 {
+		t.Errorf("windows %v after latency is back: want 64 again within 12 rounds", run.windows)
+	}
+}

@@ -27,9 +27,13 @@ import (
 //     requests (answers to requests sent before the last cut do not cut
 //     again).
 //   - Latency growth. Two rounds in a row whose median latency is well
-//     above the minimum (windowTolerance times, plus windowJitter) mean a
-//     queue upstream: the window shrinks in proportion, by at most half.
-//     One slow round is more often this machine busy with something else.
+//     above the lowest seen lately (windowTolerance times, plus
+//     windowJitter) mean a queue upstream: the window shrinks in
+//     proportion, by at most half. One slow round is more often this
+//     machine busy with something else. If two rounds later latency has
+//     not come down with the window, the queue was not ours (this machine
+//     loaded, a longer route): the cut is undone and that latency becomes
+//     the minimum to compare with.
 //   - After a failure or latency cut the window grows back towards where
 //     it was by half the distance a round (as TCP BIC does), so a false
 //     alarm costs a few rounds, and a real queue shows again soon.
@@ -46,6 +50,7 @@ import (
 const (
 	windowInitial   = 8                    // the old fixed window: where a push starts
 	windowTolerance = 1.5                  // a median latency above this times the minimum is a queue upstream
+	windowRelief    = 0.9                  // after a latency cut, a median above this times the one that caused it: not our queue
 	windowJitter    = 2 * time.Millisecond // latency growth below this is the machine's scheduling, not a queue
 	windowHoldMax   = 32                   // rounds between probes above a refused limit, at most
 	probeRounds     = 3                    // clean full rounds that show a probe above a refused limit succeeded
@@ -89,6 +94,11 @@ type limiter struct {
 	failed     bool
 
 	slow int // rounds in a row with the median latency too high
+	// After a latency cut: rounds until it is judged, the window before
+	// and the median that caused it.
+	verify  int
+	cutFrom int
+	cutMed  time.Duration
 	wmax int // the window before the last failure or latency cut: grown back to quickly
 
 	// Probing above a refused limit.
@@ -120,7 +130,7 @@ func (l *limiter) fixed() bool { return l.floor == l.cap }
 // was. The window keeps its size; a pause the upstream asked for stays.
 func (l *limiter) recover(now time.Time) {
 	l.slowStart = true
-	l.slow, l.wmax = 0, 0
+	l.slow, l.wmax, l.verify = 0, 0, 0
 	l.hold, l.holdLen, l.probing = 0, 0, 0
 	l.minCur, l.minPrev, l.minSince = 0, 0, now
 	l.newRound(now)
@@ -177,17 +187,31 @@ func (l *limiter) endRound(now time.Time) {
 	switch {
 	case l.refused:
 		l.holdLen = min(max(2*l.holdLen, 1), windowHoldMax)
-		l.hold, l.probing = l.holdLen, 0
+		l.hold, l.probing, l.verify = l.holdLen, 0, 0
 		return
 	case l.failed || len(l.rtts) == 0:
+		l.verify = 0
+		return
+	}
+	med := median(l.rtts)
+	if l.verify > 0 {
+		if l.verify--; l.verify > 0 {
+			return
+		}
+		if med >= time.Duration(windowRelief*float64(l.cutMed)) {
+			// Latency did not come down with the window: not our queue.
+			l.limit = max(l.limit, l.cutFrom)
+			l.minCur, l.minPrev = med, 0
+		}
 		return
 	}
 	if base := l.rttMin(); base > 0 {
 		ok := time.Duration(windowTolerance*float64(base)) + windowJitter
-		if med := median(l.rtts); med > ok {
+		if med > ok {
 			if l.slow++; l.slow >= 2 {
 				shrink := max(float64(ok)/float64(med), 0.5)
-				l.wmax = l.limit
+				l.cutFrom, l.cutMed, l.verify = l.limit, med, 2
+				l.wmax = max(l.wmax, l.limit)
 				l.limit = max(int(float64(l.limit)*shrink), l.floor)
 				l.slowStart = false
 				l.slow = 0

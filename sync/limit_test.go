@@ -326,8 +326,22 @@ func TestLimiterLatencySpike(t *testing.T) {
 	if w := l.window(run.now); w >= 64 {
 		t.Fatalf("window %d after three slow rounds: want it cut", w)
 	}
-	run = simulate(l, unlimited(50*time.Millisecond), 16, 0, run.now)
-	if at := slices.Index(run.windows, 64); at < 0 || at > 12 {
-		t.Errorf("windows %v after latency is back: want 64 again within 12 rounds", run.windows)
+	// Back by half the distance a round (in these all-at-once rounds,
+	// every second one).
+	run = simulate(l, unlimited(50*time.Millisecond), 20, 0, run.now)
+	if at := slices.Index(run.windows, 64); at < 0 || at > 16 {
+		t.Errorf("windows %v after latency is back: want 64 again within 16 rounds", run.windows)
+	}
+}
+
+// TestLimiterLatencyShift: latency that rises and stays up whatever the
+// window (this machine loaded by other work, a longer route) becomes the
+// usual: the window may dip, then grows back to the cap and stays.
+func TestLimiterLatencyShift(t *testing.T) {
+	l := newLimiter(1, 64, t0)
+	run := simulate(l, unlimited(50*time.Millisecond), 10, 0, t0)
+	run = simulate(l, unlimited(85*time.Millisecond), 60, 0, run.now)
+	if tail := run.windows[40:]; slices.Min(tail) != 64 {
+		t.Errorf("windows %v at a steady 85 ms: want back at the cap", run.windows)
 	}
 }

@@ -101,9 +101,9 @@ func main() {
 					continue
 				}
 				runs = append(runs, r)
-				fmt.Printf("sync drain    receipts=%d latency=%v upstream=%s push=%s  %.3f s  (%.0f receipts/s; %d of %d receipt calls refused, %.2f%%; peak %d calls at once; window mean %.1f, in flight mean %.1f; load %s)\n",
+				fmt.Printf("sync drain    receipts=%d latency=%v upstream=%s push=%s  %.3f s  (%.0f receipts/s; %d of %d receipt calls refused, %.2f%%; peak %d calls at once; window mean %.1f, in flight mean %.1f; %.1f receipts a store commit; load %s)\n",
 					*receipts, lat, upstreamName(mc), p, r.d.Seconds(), float64(*receipts)/r.d.Seconds(),
-					r.refused, r.calls, 100*r.refusedFraction(), r.peak, r.window, r.inFlight, loadavg())
+					r.refused, r.calls, 100*r.refusedFraction(), r.peak, r.window, r.inFlight, float64(*receipts)/float64(max(r.commits, 1)), loadavg())
 			}
 		}
 	}
@@ -262,6 +262,7 @@ type drained struct {
 	refusedOthers int64   // other calls (pulls) refused for max-concurrent
 	window        float64 // the push window, mean of polls while online
 	inFlight      float64 // receipts sent and not yet recorded, mean of polls while online
+	commits       uint64  // store commits during the drain
 }
 
 func (r drained) refusedFraction() float64 {
@@ -304,6 +305,7 @@ func drain(n int, latency time.Duration, maxConc int, p push) (drained, error) {
 	if s.Online() || st.OutboxLen() != n {
 		return r, fmt.Errorf("outbox holds %d of %d before the upstream returns", st.OutboxLen(), n)
 	}
+	commits := st.Commits()
 	start := time.Now()
 	if err := sim.SetFault(crmsim.Fault{}); err != nil {
 		return r, err
@@ -325,6 +327,7 @@ func drain(n int, latency time.Duration, maxConc int, p push) (drained, error) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	r.d = time.Since(start)
+	r.commits = st.Commits() - commits
 	if polls > 0 {
 		r.window, r.inFlight = float64(windows)/float64(polls), float64(inFlight)/float64(polls)
 	}

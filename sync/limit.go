@@ -99,7 +99,7 @@ type limiter struct {
 	verify  int
 	cutFrom int
 	cutMed  time.Duration
-	wmax int // the window before the last failure or latency cut: grown back to quickly
+	wmax    int // the window before the last failure or latency cut: grown back to quickly
 
 	// Probing above a refused limit.
 	hold    int // rounds left before the next probe

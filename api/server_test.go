@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -492,32 +493,56 @@ func TestAllowList(t *testing.T) {
 }
 
 // TestAllowListPerConnection: with ConnContext the address check is made
-// once per connection, with the same verdicts as per request.
+// once per connection, with the same verdicts as per request; over a real
+// kept-alive loopback connection (loopback is always allowed) every
+// request is served.
 func TestAllowListPerConnection(t *testing.T) {
-	for _, tc := range []struct {
-		allow []netip.Prefix
-		want  int
-	}{
-		{[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, 403},
-		{nil, 200}, // the default allows loopback
+	allow := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	h := api.New(api.Config{Store: storetest.MustOpen(t), Logger: quietLogger(), Allow: allow})
+	for addr, want := range map[string]int{
+		"10.1.2.3:1": 200, "127.0.0.1:1": 200, "[::1]:1": 200, "192.168.1.20:50000": 403, "203.0.113.5:1": 403,
 	} {
-		h := api.New(api.Config{Store: storetest.MustOpen(t), Logger: quietLogger(), Allow: tc.allow})
-		ts := httptest.NewUnstartedServer(h)
-		ts.Config.ConnContext = h.ConnContext
-		ts.Start()
-		for i := range 3 { // the same kept-alive connection
-			resp, err := ts.Client().Get(ts.URL + "/api/v2/hello")
-			if err != nil {
-				t.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tc.want {
-				t.Errorf("allow %v, request %d: %d, want %d", tc.allow, i, resp.StatusCode, tc.want)
-			}
+		c1, c2 := net.Pipe()
+		ctx := h.ConnContext(context.Background(), remoteConn{c1, addr})
+		c1.Close()
+		c2.Close()
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/api/v2/hello", nil).WithContext(ctx)
+		req.RemoteAddr = addr
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("hello over a connection from %s: %d, want %d", addr, rec.Code, want)
 		}
-		ts.Close()
 	}
+	ts := httptest.NewUnstartedServer(h)
+	ts.Config.ConnContext = h.ConnContext
+	ts.Start()
+	defer ts.Close()
+	for i := range 3 {
+		resp, err := ts.Client().Get(ts.URL + "/api/v2/hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("request %d over loopback: %d, want 200", i, resp.StatusCode)
+		}
+	}
+}
+
+// remoteConn is a connection from a given address.
+type remoteConn struct {
+	net.Conn
+	addr string
+}
+
+func (c remoteConn) RemoteAddr() net.Addr {
+	ap, err := netip.ParseAddrPort(c.addr)
+	if err != nil {
+		return &net.TCPAddr{}
+	}
+	return net.TCPAddrFromAddrPort(ap)
 }
 
 func TestStoreClosed(t *testing.T) {

@@ -1,0 +1,9 @@
+//go:build !hanginject
+
+package storage
+
+// HangInjection tells whether this is a test build that can hang on purpose
+// (go build -tags hanginject; see hanginject.go). Never in a release.
+const HangInjection = false
+
+func (s *Store) injectHang() {}

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Heavy packaging tests (CI runs them as root; see README section "CI").
 #
-#   packaging/test.sh [all|packages|deb|wine|msi]...   (default: all)
+#   packaging/test.sh [all|packages|deb|systemd|wine|msi]...   (default: all)
 #
 #   packages  contents, owners, modes, conffiles and scripts of the .deb and
-#             .rpm; archives; SHA256SUMS; systemd-analyze verify on the unit
+#             .rpm; archives; SHA256SUMS; systemd-analyze verify on the unit;
+#             no hang-injection code in the released binary
 #   deb       .deb install, upgrade (receipts in the outbox survive, the
 #             edited config stays), an upgrade that migrates the store to
 #             the next schema (a test build), a downgrade below it that refuses
 #             to start and leaves the store alone, reinstalling the newer
 #             one, remove (data kept), purge (data gone) on this machine
+#   systemd   a Debian guest under QEMU with systemd as PID 1 (see "systemd in
+#             a Debian guest" below): the deb part there, apt install, restart
+#             after SIGKILL, the watchdog restarting a hung test build, start
+#             at boot, journald, stop, apt remove and purge
 #   wine      the Windows build under Wine in a loopback-only network
 #             namespace: run serves hello/list/bill/receipt, keeps its store
 #             across a restart; install/status/stop/start/uninstall
@@ -17,12 +22,13 @@
 #             work, msiexec /x removes it
 #
 # A part whose tools are missing is skipped with a message, or fails when
-# STRICT=1 (CI). Needs (apt): wine wine64 gcc-mingw-w64-x86-64 wixl rpm
-# systemd curl zip unzip iproute2.
+# STRICT=1 or SHOPBRIDGE_STRICT=1 (CI). Needs (apt): wine wine64
+# gcc-mingw-w64-x86-64 wixl rpm systemd curl zip unzip iproute2
+# qemu-system-x86 debootstrap e2fsprogs, and /dev/kvm for systemd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-STRICT=${STRICT:-0}
+STRICT=${STRICT:-${SHOPBRIDGE_STRICT:-0}}
 WORK=$(mktemp -d /tmp/shopbridge-pkgtest.XXXXXX)
 NS=sbpkg$$
 PORT=18480

@@ -1,4 +1,4 @@
-//go:build hanginject
+//go:build hanginject && !windows
 
 package storage
 

@@ -3,73 +3,19 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shopbridge/shopbridge/internal/testbin"
 )
-
-// daemonProc is a running "shopbridge run" on 127.0.0.1:0.
-type daemonProc struct {
-	cmd    *exec.Cmd
-	base   string
-	stderr *syncBuffer
-	exited chan error
-}
-
-var listeningRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
-
-func startBinary(t *testing.T, bin string) *daemonProc {
-	t.Helper()
-	cmd := exec.Command(bin, "run", "--config", "/dev/null", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--mdns=false")
-	p := &daemonProc{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
-	pr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			p.stderr.WriteLine(sc.Text())
-			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		p.exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	select {
-	case a := <-addr:
-		p.base = "http://" + a
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s did not start:\n%s", bin, p.stderr)
-	}
-	return p
-}
-
-// syncBuffer is the daemon's stderr, written by the reader goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) WriteLine(s string) { b.mu.Lock(); b.buf.WriteString(s + "\n"); b.mu.Unlock() }
-func (b *syncBuffer) String() string     { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
 func postReceipt(base, id string, timeout time.Duration) error {
 	c := &http.Client{Timeout: timeout}
@@ -92,14 +38,10 @@ func postReceipt(base, id string, timeout time.Duration) error {
 // loop hangs on it.
 func TestHangInjectionOnlyInTestBuilds(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: builds the binary twice")
+		t.Skip("-short: builds the binary with -tags hanginject")
 	}
-	release, cleanup, err := testbin.Build("-trimpath", "-ldflags", "-s -w")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cleanup()
-	hang, cleanupHang, err := testbin.Build("-trimpath", "-ldflags", "-s -w", "-tags", "hanginject")
+	release := binary // TestMain's build, without tags as a release
+	hang, cleanupHang, err := testbin.Build("-tags", "hanginject")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,29 +78,29 @@ func TestHangInjectionOnlyInTestBuilds(t *testing.T) {
 	// Go ignores SIGUSR2 when nothing asks for it: the release build
 	// goes on committing.
 	t.Run("release: SIGUSR2 changes nothing", func(t *testing.T) {
-		p := startBinary(t, release)
+		p := startDaemonOf(t, release, t.TempDir())
 		p.cmd.Process.Signal(syscall.SIGUSR2)
 		time.Sleep(200 * time.Millisecond) // let a handler, were there one, run
 		for i := range 3 {
 			if err := postReceipt(p.base, fmt.Sprint("after-", i), 30*time.Second); err != nil {
-				t.Fatalf("receipt after SIGUSR2: %v\n%s", err, p.stderr)
+				t.Fatalf("receipt after SIGUSR2: %v\n%s", err, p.Logs())
 			}
 		}
-		if strings.Contains(p.stderr.String(), "hang injected") {
-			t.Fatalf("release build logged a hang:\n%s", p.stderr)
+		if strings.Contains(p.Logs(), "hang injected") {
+			t.Fatalf("release build logged a hang:\n%s", p.Logs())
 		}
 	})
 
 	t.Run("hanginject: SIGUSR2 hangs the commit loop", func(t *testing.T) {
-		p := startBinary(t, hang)
+		p := startDaemonOf(t, hang, t.TempDir())
 		if err := postReceipt(p.base, "before", 30*time.Second); err != nil {
 			t.Fatalf("receipt before the hang: %v", err)
 		}
 		p.cmd.Process.Signal(syscall.SIGUSR2)
 		deadline := time.Now().Add(30 * time.Second)
-		for !strings.Contains(p.stderr.String(), "hang injected") {
+		for !strings.Contains(p.Logs(), "hang injected") {
 			if time.Now().After(deadline) {
-				t.Fatalf("no hang logged:\n%s", p.stderr)
+				t.Fatalf("no hang logged:\n%s", p.Logs())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -171,8 +113,8 @@ func TestHangInjectionOnlyInTestBuilds(t *testing.T) {
 		}
 		resp.Body.Close()
 		select {
-		case err := <-p.exited:
-			t.Fatalf("the test build exited on SIGUSR2: %v", err)
+		case <-p.done:
+			t.Fatalf("the test build exited on SIGUSR2:\n%s", p.Logs())
 		default:
 		}
 	})

@@ -480,40 +480,25 @@ test_systemd() {
 	rm -rf "$stage"
 
 	fwd=$(free_port) || { fail "systemd: no free port for the forward"; return 0; }
-	log "booting the guest ($accel, 127.0.0.1:$fwd -> guest :8480, up to ${timeout}s)"
-	local t0=$SECONDS qemu_pid cpu=(-accel kvm -cpu host -smp 2)
+	# -no-reboot: the guest's reboot ends QEMU and the loop starts a new
+	# one, as firmware would; resetting in place left the emulated (TCG)
+	# guest's second boot several times slower than its first.
+	local t0=$SECONDS boot=0 rc=0 cpu=(-accel kvm -cpu host -smp 2) helloed=0
 	# One emulated CPU: two of them spin on each other's locks while the
 	# host schedules them apart (soft lockups in the guest).
 	[[ $accel == tcg ]] && cpu=(-accel tcg -cpu max -smp 1)
-	timeout "$timeout" qemu-system-x86_64 "${cpu[@]}" -machine q35 -m 1024 \
-		-nodefaults -no-user-config -display none -monitor none -serial "file:$serial" \
-		-kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img" \
-		-append "root=/dev/vda rootfstype=ext4 rw console=ttyS0 quiet systemd.show_status=error" \
-		-drive "file=$img,format=raw,if=virtio,cache=unsafe" \
-		-netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$fwd-:8480" -device virtio-net-pci,netdev=n0 \
-		-device virtio-rng-pci >"$WORK/qemu.log" 2>&1 &
-	qemu_pid=$!
-	# Show the guest's results as they come; say hello through the
-	# forward when the guest waits for it.
-	local shown=0 helloed=0 n
-	while kill -0 "$qemu_pid" 2>/dev/null; do
-		sleep 0.5
-		[[ -f $serial ]] || continue
-		n=$(grep -a -c '^SBTEST ' "$serial" || true)
-		if ((n > shown)); then
-			grep -a '^SBTEST ' "$serial" | tail -n +$((shown + 1)) | head -n $((n - shown)) | sed 's/^SBTEST /guest: /'
-			shown=$n
-		fi
-		if ((!helloed)) && grep -aq '^SBTEST info .*waiting for hello from the host' "$serial"; then
-			if curl -fsS -m 5 --retry 20 --retry-all-errors --retry-delay 1 "http://127.0.0.1:$fwd/api/v2/hello" >"$WORK/hello.json" 2>&1; then
-				helloed=1
-				log "host: hello through 127.0.0.1:$fwd: $(cat "$WORK/hello.json")"
-			fi
-		fi
+	while ((boot < 3)); do
+		boot=$((boot + 1)) serial=$WORK/serial-$boot.log
+		local left=$((timeout - (SECONDS - t0)))
+		((left > 10)) || { rc=124; break; }
+		log "boot $boot of the guest ($accel, 127.0.0.1:$fwd -> guest :8480, ${left}s left)"
+		rc=0
+		vm_run "$left" || rc=$?
+		((rc == 0)) || break
+		debugfs -R 'cat /var/log/sbtest.log' "$img" 2>/dev/null | grep -q '^SBTEST done: ' && break
+		grep -aq '^SBTEST info .*rebooting' "$serial" || break
 	done
-	local rc=0
-	wait "$qemu_pid" || rc=$?
-	log "guest ran $((SECONDS - t0))s ($accel, qemu exit $rc)"
+	log "guest ran $((SECONDS - t0))s in $boot boots ($accel, qemu exit $rc)"
 	figure_line "guest_run_s ($accel)" $((SECONDS - t0))
 	check "systemd: the guest powered off by itself within ${timeout}s" eq "$rc" 0
 	check "systemd: the host's hello reached the guest through the forward" eq "$helloed" 1
@@ -535,6 +520,38 @@ test_systemd() {
 	fi
 }
 figure_line() { printf 'figure: %s %s\n' "$1" "$2"; }
+
+# vm_run SECONDS boots the guest image once and waits for QEMU to end,
+# showing the guest's results as they come and saying hello through the
+# forward when the guest waits for it (sets helloed).
+vm_run() {
+	local qemu_pid shown=0 n rc=0
+	timeout "$1" qemu-system-x86_64 "${cpu[@]}" -machine q35 -m 1024 -no-reboot \
+		-nodefaults -no-user-config -display none -monitor none -serial "file:$serial" \
+		-kernel "$WORK/vmlinuz" -initrd "$WORK/initrd.img" \
+		-append "root=/dev/vda rootfstype=ext4 rw console=ttyS0 quiet systemd.show_status=error" \
+		-drive "file=$img,format=raw,if=virtio,cache=unsafe" \
+		-netdev "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:$fwd-:8480" -device virtio-net-pci,netdev=n0 \
+		-device virtio-rng-pci >>"$WORK/qemu.log" 2>&1 &
+	qemu_pid=$!
+	while kill -0 "$qemu_pid" 2>/dev/null; do
+		sleep 0.5
+		[[ -f $serial ]] || continue
+		n=$(grep -a -c '^SBTEST ' "$serial" || true)
+		if ((n > shown)); then
+			grep -a '^SBTEST ' "$serial" | tail -n +$((shown + 1)) | head -n $((n - shown)) | sed 's/^SBTEST /guest: /'
+			shown=$n
+		fi
+		if ((!helloed)) && grep -aq '^SBTEST info .*waiting for hello from the host' "$serial"; then
+			if curl -fsS -m 5 --retry 20 --retry-all-errors --retry-delay 1 "http://127.0.0.1:$fwd/api/v2/hello" >"$WORK/hello.json" 2>&1; then
+				helloed=1
+				log "host: hello through 127.0.0.1:$fwd: $(cat "$WORK/hello.json")"
+			fi
+		fi
+	done
+	wait "$qemu_pid" || rc=$?
+	return "$rc"
+}
 
 # ---- Wine ----
 wine_setup() {

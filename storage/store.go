@@ -390,7 +390,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("store %s: no answer within %s (a commit or write transaction hangs)", s.path, time.Since(time.Unix(0, s.checkStart.Load())).Round(time.Millisecond))
+		return fmt.Errorf("store %s: no answer after %s (a commit or write transaction hangs)", s.path, time.Since(time.Unix(0, s.checkStart.Load())).Round(time.Millisecond))
 	}
 }
 

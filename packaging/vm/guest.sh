@@ -160,7 +160,7 @@ phase1() {
 	else
 		fail "the watchdog killed the hung daemon and systemd restarted it"; sed 's/^/SBTEST      /' "$STATE/out" | tee -a "$LOG" >/dev/ttyS0
 	fi
-	check "journald: the daemon's liveness check failed" journal_has 'msg="liveness check failed.*no answer within' -o cat _PID="$pid"
+	check "journald: the daemon's liveness check failed" journal_has 'msg="liveness check failed.*no answer after' -o cat _PID="$pid"
 	check "journald: systemd's watchdog timeout" journal_has 'Watchdog timeout \(limit 30s\)' -u shopbridge -o cat
 	check "journald: SIGABRT with the goroutine stacks" journal_has '^SIGABRT: abort' -u shopbridge -o cat
 	check "journald: died by the signal, not exit 2" journal_has 'Main process exited, code=dumped, status=6/ABRT|Main process exited, code=killed, status=6/ABRT' -u shopbridge -o cat

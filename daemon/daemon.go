@@ -119,7 +119,8 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		ErrorLog:          slog.NewLogLogger(d.Logger.With("part", "http").Handler(), slog.LevelWarn),
 	}
 	d.serveErr = make(chan error, 1)
-	go func() { d.serveErr <- d.http.Serve(api.Listener(d.ln)) }()
+	srv, ln := d.http, api.Listener(d.ln) // Close clears the fields
+	go func() { d.serveErr <- srv.Serve(ln) }()
 
 	if d.syncer != nil {
 		if err := d.syncer.Open(ctx); err != nil {
@@ -172,6 +173,55 @@ func (d *Daemon) Port() int {
 		return 0
 	}
 	return d.ln.Addr().(*net.TCPAddr).Port
+}
+
+// Check tells whether the parts a cashier depends on answer within ctx:
+// the HTTP server, asked for /healthz over a new connection to its own
+// listener, and the store's reads and commit lock (storage.Store.Ping). The
+// service's systemd watchdog pings only while it passes, so a daemon whose
+// handlers or store hang is restarted while one that merely runs is not
+// mistaken for alive.
+func (d *Daemon) Check(ctx context.Context) error {
+	if d.ln == nil || d.Store == nil {
+		return errors.New("the daemon is not open")
+	}
+	var errs []error
+	if err := d.checkHTTP(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.Store.Ping(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// checkClient makes a new connection for every check: an accept loop that
+// stopped would hide behind a kept-alive one.
+var checkClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
+func (d *Daemon) checkHTTP(ctx context.Context) error {
+	addr := d.ln.Addr().(*net.TCPAddr)
+	host := addr.IP
+	if host.IsUnspecified() {
+		// A wildcard listener (":8480") is dual-stack in Go: IPv4
+		// loopback reaches it.
+		host = net.IPv4(127, 0, 0, 1)
+	}
+	url := "http://" + net.JoinHostPort(host.String(), fmt.Sprint(addr.Port)) + "/healthz"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := checkClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("http server: %w", err)
+	}
+	// Any answer shows the server is not hung: 403 when --allow leaves out
+	// loopback, 503 while the store is degraded (a full disk), which a
+	// restart would not cure while reads still serve the registers. The
+	// store's own liveness is Ping's to judge.
+	resp.Body.Close()
+	return nil
 }
 
 // Done reports a serving failure after Open.

@@ -5,6 +5,7 @@
 package storage
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -112,6 +113,9 @@ type Store struct {
 	health   Health
 	probes   sync.WaitGroup
 
+	checking   atomic.Bool  // a Ping waits on the store
+	checkStart atomic.Int64 // when it started, Unix ns
+
 	metaMu   sync.RWMutex
 	system   string
 	syncedAt time.Time
@@ -152,6 +156,7 @@ func Open(path string, opts Options) (*Store, error) {
 		s.writeMarker()
 		s.calls, s.committed = make(chan *call), make(chan struct{})
 		go s.committer()
+		s.injectHang()
 	}
 	return s, nil
 }
@@ -350,6 +355,43 @@ func (s *Store) Commits() uint64 { return s.commits.Load() }
 // Healthy reports whether the store is open and readable.
 func (s *Store) Healthy() bool {
 	return s.db.View(func(tx *bolt.Tx) error { return nil }) == nil
+}
+
+// Ping tells whether the store answers within ctx: a read transaction,
+// and the write lock that every commit takes, got and given back at once
+// (no commit, no disk write). A commit stuck on a dying disk or a write
+// transaction that never ends fails it while reads still pass; the systemd
+// watchdog relies on that. At most one ping waits on the store at a time:
+// while an earlier one still does, Ping fails at once.
+func (s *Store) Ping(ctx context.Context) error {
+	if !s.checking.CompareAndSwap(false, true) {
+		return fmt.Errorf("store %s: no answer to a ping started %s ago", s.path, time.Since(time.Unix(0, s.checkStart.Load())).Round(time.Millisecond))
+	}
+	s.checkStart.Store(time.Now().UnixNano())
+	done := make(chan error, 1)
+	go func() {
+		err := s.view(func(tx *bolt.Tx) error {
+			if tx.Bucket(bucketMeta) == nil {
+				return fmt.Errorf("store %s has no meta bucket", s.path)
+			}
+			return nil
+		})
+		if err == nil && s.calls != nil {
+			var tx *bolt.Tx
+			if tx, err = s.db.Begin(true); err == nil {
+				err = tx.Rollback()
+			}
+			err = storeErr(err)
+		}
+		s.checking.Store(false) // before the answer: the next Ping may follow at once
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("store %s: no answer after %s (a commit or write transaction hangs)", s.path, time.Since(time.Unix(0, s.checkStart.Load())).Round(time.Millisecond))
+	}
 }
 
 // update runs fn in a write transaction of its own. A commit that fails

@@ -89,6 +89,12 @@ var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // until it listens. args come after the defaults, so they win.
 func startDaemon(t *testing.T, data string, args ...string) *daemonProc {
 	t.Helper()
+	return startDaemonOf(t, binary, data, args...)
+}
+
+// startDaemonOf is startDaemon with another build of the binary.
+func startDaemonOf(t *testing.T, binary, data string, args ...string) *daemonProc {
+	t.Helper()
 	conf := filepath.Join(t.TempDir(), "empty.toml")
 	os.WriteFile(conf, nil, 0o600)
 	all := append([]string{"run", "--listen", "127.0.0.1:0", "--data", data, "--mdns=false", "--config", conf}, args...)

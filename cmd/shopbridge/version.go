@@ -5,6 +5,7 @@ import (
 	"runtime"
 
 	"github.com/shopbridge/shopbridge"
+	"github.com/shopbridge/shopbridge/storage"
 )
 
 func init() {
@@ -13,6 +14,9 @@ func init() {
 			return code
 		}
 		fmt.Printf("shopbridge %s (commit %s, built %s, %s/%s)\n", shopbridge.Version, shopbridge.Commit, shopbridge.BuildDate, runtime.GOOS, runtime.GOARCH)
+		if storage.HangInjection {
+			fmt.Println("TEST BUILD (-tags hanginject): SIGUSR2 hangs the store's commit loop; not for a shop")
+		}
 		return 0
 	}})
 }

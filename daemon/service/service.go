@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	ks "github.com/kardianos/service"
 )
@@ -86,9 +87,18 @@ type failer interface {
 	Done() <-chan error
 }
 
+// checker is a Program that can tell whether it is really alive: the
+// parts a cashier depends on answer within ctx. The watchdog pings systemd
+// only while Check passes, so a hung daemon gets restarted.
+type checker interface {
+	Check(ctx context.Context) error
+}
+
 // adapter turns a Program into kardianos's Interface: Start opens the
-// daemon (which returns once it listens) and Stop closes it. It remembers
-// the first error, because on Windows kardianos only reports it to the SCM.
+// daemon (which returns once it listens) and Stop closes it. Under systemd
+// it also reports readiness and stopping, and pings the watchdog. It
+// remembers the first error, because on Windows kardianos only reports it
+// to the SCM.
 type adapter struct {
 	p        Program
 	cancel   context.CancelFunc
@@ -96,6 +106,11 @@ type adapter struct {
 	err      error
 	stopping bool
 	exit     func(code int) // os.Exit; tests replace it
+	wdStop   context.CancelFunc
+	wg       sync.WaitGroup // the watchdog loop
+	// checkTimeout bounds each liveness check; 0 is a sixth of the
+	// watchdog timeout. Tests that answer checks by hand raise it.
+	checkTimeout time.Duration
 }
 
 func (a *adapter) Start(ks.Service) error {
@@ -106,11 +121,78 @@ func (a *adapter) Start(ks.Service) error {
 		a.setErr(err)
 		return err
 	}
-	slog.Default().With("part", "service").Info("service started", "name", Name)
+	log := slog.Default().With("part", "service")
+	log.Info("service started", "name", Name)
+	// Type=notify: systemd counts the service as started (and starts
+	// what is ordered after it) only now that it serves.
+	if err := sdNotify("READY=1"); err != nil {
+		log.Warn("telling systemd the service is ready", "err", err)
+	}
+	timeout, err := watchdogTimeout()
+	if err != nil {
+		log.Warn("systemd watchdog", "err", err)
+	}
+	if c, ok := a.p.(checker); ok && timeout > 0 {
+		wctx, stop := context.WithCancel(context.Background())
+		a.wdStop = stop
+		a.wg.Add(1)
+		go a.watchdog(wctx, c, timeout)
+	}
 	if f, ok := a.p.(failer); ok {
 		go a.watch(f.Done())
 	}
 	return nil
+}
+
+// watchdog pings systemd's watchdog (WATCHDOG=1) every third of its
+// timeout while the program's Check passes: one failed check is forgiven,
+// two in a row let the timeout run out, and systemd kills and restarts the
+// service. Each check gets a sixth of the timeout (5 s of WatchdogSec=30s).
+func (a *adapter) watchdog(ctx context.Context, c checker, timeout time.Duration) {
+	defer a.wg.Done()
+	log := slog.Default().With("part", "service")
+	every, limit := timeout/3, a.checkTimeout
+	if limit == 0 {
+		limit = timeout / 6
+	}
+	log.Info("systemd watchdog on", "timeout", timeout, "check_every", every, "check_timeout", limit)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, limit)
+		err := c.Check(cctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			log.Error("liveness check failed: not pinging the systemd watchdog, which restarts the service when this goes on", "err", err, "timeout", timeout)
+			failing = true
+			continue
+		}
+		if failing {
+			log.Info("liveness check passes again")
+			failing = false
+		}
+		if err := sdNotify("WATCHDOG=1"); err != nil {
+			log.Warn("pinging the systemd watchdog", "err", err)
+		}
+	}
+}
+
+// stopWatchdog ends the watchdog loop (if any) and waits for it, so that
+// no check runs while the program closes.
+func (a *adapter) stopWatchdog() {
+	if a.wdStop != nil {
+		a.wdStop()
+	}
+	a.wg.Wait()
 }
 
 // watch ends the process when the program fails on its own, so the
@@ -126,6 +208,7 @@ func (a *adapter) watch(done <-chan error) {
 		return
 	}
 	slog.Default().With("part", "service").Error("daemon failed; exiting so the service manager restarts it", "err", err)
+	a.stopWatchdog()
 	_ = a.p.Close()
 	exit := a.exit
 	if exit == nil {
@@ -139,6 +222,10 @@ func (a *adapter) Stop(ks.Service) error {
 	a.mu.Lock()
 	a.stopping = true
 	a.mu.Unlock()
+	// systemd shows "deactivating" and stops expecting watchdog pings
+	// while the daemon lets requests in flight finish.
+	_ = sdNotify("STOPPING=1")
+	a.stopWatchdog()
 	err := a.p.Close()
 	if a.cancel != nil {
 		a.cancel()

@@ -12,7 +12,9 @@ const LinuxDataDir = "/var/lib/shopbridge"
 // unitTemplate is the systemd unit, in the template language of
 // kardianos/service (SystemdScript option). kardianos's own unit waits
 // 120 s before a restart and runs as root; this one comes back within two
-// seconds and runs as the shopbridge user behind systemd's sandbox.
+// seconds, runs as the shopbridge user behind systemd's sandbox, tells
+// systemd when it serves (Type=notify) and is restarted by systemd's
+// watchdog when it hangs (see the adapter's watchdog loop).
 //
 // Exit status 2 is a bad flag or config file: restarting cannot fix it, so
 // systemd leaves the unit failed and the operator sees why in the journal.
@@ -25,14 +27,29 @@ Wants=network-online.target
 StartLimitIntervalSec=0
 
 [Service]
-Type=simple
+# The daemon says READY=1 once it serves, so "active" means answering.
+Type=notify
+NotifyAccess=main
 ExecStart={{Path | cmdEscape}}{{range Arguments}} {{. | cmd}}{{end}}
 User=shopbridge
 Group=shopbridge
 Restart=always
 RestartSec=2s
 RestartPreventExitStatus=2
+# Open migrates the store after an upgrade before READY=1: give it time.
+TimeoutStartSec=5min
 TimeoutStopSec=30s
+# The daemon pings every 10s while its HTTP server answers itself and its
+# store answers a read and takes the commit lock, each within 5s; a hung
+# handler or store stops the pings and systemd kills it (SIGABRT: the
+# goroutine stacks go to the journal) and restarts it. 30s: two failed
+# checks in a row, so a disk that stalls for a few seconds under load is
+# never taken for a hang, yet the registers get an answer again within
+# about half a minute.
+WatchdogSec=30s
+# A Go panic or SIGABRT exits 2, which RestartPreventExitStatus keeps
+# down; with crash the runtime dies by the signal and is restarted.
+Environment=GOTRACEBACK=crash
 StateDirectory=shopbridge
 StateDirectoryMode=0750
 UMask=0027

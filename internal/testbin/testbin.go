@@ -13,15 +13,17 @@ import (
 
 // Build compiles cmd/shopbridge (as a release is built: CGO off) into a new
 // temporary directory and returns the binary's path and a cleanup that
-// removes the directory.
-func Build() (path string, cleanup func(), err error) {
+// removes the directory. buildFlags go to go build (e.g. "-tags",
+// "hanginject" for a test build).
+func Build(buildFlags ...string) (path string, cleanup func(), err error) {
 	dir, err := os.MkdirTemp("", "shopbridge-e2e-")
 	if err != nil {
 		return "", nil, err
 	}
 	cleanup = func() { os.RemoveAll(dir) }
 	path = filepath.Join(dir, "shopbridge")
-	cmd := exec.Command("go", "build", "-o", path, "github.com/shopbridge/shopbridge/cmd/shopbridge")
+	args := append(append([]string{"build"}, buildFlags...), "-o", path, "github.com/shopbridge/shopbridge/cmd/shopbridge")
+	cmd := exec.Command("go", args...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		cleanup()

@@ -188,7 +188,7 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 }
 
 func (s *Server) backup(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	bw := &backupWriter{w: w}
+	bw := &backupWriter{w: w, rc: http.NewResponseController(w)}
 	if _, err := s.cfg.Store.WriteTo(bw); err != nil {
 		if !bw.started {
 			// Nothing sent yet (say, the store is closed): an error
@@ -201,11 +201,18 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 }
 
 // backupWriter sets the download headers with the first byte, so a backup
-// that fails before it starts can still answer with an error.
+// that fails before it starts can still answer with an error. A store of a
+// gigabyte takes longer than the server's WriteTimeout to stream, so each
+// write moves the deadline on: a backup that progresses never ends early,
+// one whose client stalls for backupStall does.
 type backupWriter struct {
 	w       http.ResponseWriter
+	rc      *http.ResponseController
 	started bool
 }
+
+// backupStall is how long a backup client may take no bytes.
+const backupStall = 30 * time.Second
 
 func (b *backupWriter) Write(p []byte) (int, error) {
 	if !b.started {
@@ -213,5 +220,6 @@ func (b *backupWriter) Write(p []byte) (int, error) {
 		b.w.Header().Set("Content-Type", "application/octet-stream")
 		b.w.Header().Set("Content-Disposition", `attachment; filename="shopbridge-backup.db"`)
 	}
+	b.rc.SetWriteDeadline(time.Now().Add(backupStall))
 	return b.w.Write(p)
 }

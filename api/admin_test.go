@@ -1,7 +1,10 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -213,4 +216,56 @@ func FuzzParseListParams(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBackupOutlivesWriteTimeout: a store larger than what the server may
+// write within its WriteTimeout still arrives whole when the client keeps
+// reading, as `shopbridge backup` of a year's store over a slow disk does.
+func TestBackupOutlivesWriteTimeout(t *testing.T) {
+	st := storetest.MustOpen(t)
+	body := bytes.Repeat([]byte("x"), api.MaxJournalBody)
+	var es []shopbridge.JournalEntry
+	for i := range 160 { // about 10 MB of distinct bodies
+		b := append([]byte(fmt.Sprintf("%06d", i)), body[6:]...)
+		es = append(es, shopbridge.JournalEntry{Time: time.Now(), Kind: "LIST", Status: 200, RespBody: b})
+	}
+	if err := st.AppendJournal(es); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(api.New(api.Config{Store: st, Logger: quietLogger()}))
+	srv.Config.WriteTimeout = 300 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/admin/api/backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	path := filepath.Join(t.TempDir(), "backup.db")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		k, err := resp.Body.Read(buf)
+		f.Write(buf[:k])
+		n += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("backup cut after %d bytes and %v: %v", n, time.Since(start), err)
+		}
+		time.Sleep(10 * time.Millisecond) // a slow reader: the whole takes well over the WriteTimeout
+	}
+	f.Close()
+	if elapsed := time.Since(start); elapsed < srv.Config.WriteTimeout {
+		t.Skipf("the backup (%d bytes) arrived in %v, before the WriteTimeout: nothing tested", n, elapsed)
+	}
+	if err := storage.CheckFile(path); err != nil {
+		t.Fatalf("backup of %d bytes read over %v fails its check: %v", n, time.Since(start), err)
+	}
 }

@@ -25,6 +25,7 @@ var errNoBill = errors.New("the upstream does not know this bill")
 // a failure that counts towards offline. A call the caller cancelled counts
 // neither way. Every call is journaled with its verdict.
 func (s *Syncer) call(ctx context.Context, req request, notFound bool, check func(*response) error) (*response, error) {
+	sent := time.Now()
 	resp, d, err := s.client.do(ctx, req)
 	if err == nil {
 		switch {
@@ -43,11 +44,11 @@ func (s *Syncer) call(ctx context.Context, req request, notFound bool, check fun
 	s.client.record(req, resp, d, note)
 	switch {
 	case err == nil || errors.Is(err, errNoBill):
-		s.succeeded()
+		s.succeeded(sent)
 	case errors.Is(ctx.Err(), context.Canceled):
 		// The caller gave up (shutdown, a terminal hung up): no verdict.
 	default:
-		if s.failed(err) {
+		if s.failed(err, sent) {
 			s.log.Warn("upstream call failed", "kind", req.kind, "path", req.path, "err", err)
 		}
 	}

@@ -300,6 +300,7 @@ func (p *pusher) push(r *shopbridge.Receipt, load sample) {
 	}
 	req := request{kind: KindReceipt, method: http.MethodPost, path: "/api/v2/receipts", body: r.Body,
 		headers: headers, device: r.DeviceID, receipt: r.EventID, maxBody: journalBodyMax}
+	sent := time.Now()
 	resp, d, err := s.client.do(s.pushCtx, req)
 	now := time.Now()
 	var note string
@@ -342,16 +343,16 @@ func (p *pusher) push(r *shopbridge.Receipt, load sample) {
 		serr = s.st.MarkDelivered(r.EventID, now)
 		s.setLast(&s.lastPush, now)
 		s.m.pushes.delivered.Add(1)
-		s.succeeded()
+		s.succeeded(sent)
 	case outRetry:
 		serr = s.st.MarkFailed(r.EventID, note)
 		s.m.pushes.retry.Add(1)
 		if err != nil {
 			// No answer at all: the upstream may be gone.
-			s.failed(fmt.Errorf("push receipt %s: %w", r.EventID, err))
+			s.failed(fmt.Errorf("push receipt %s: %w", r.EventID, err), sent)
 		} else {
 			// An answer, if a refusal for now: the upstream is there.
-			s.succeeded()
+			s.succeeded(sent)
 		}
 		s.log.Warn("receipt push failed; will retry", "event_id", r.EventID, "bill_id", r.BillID, "err", note)
 	case outParked:

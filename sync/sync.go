@@ -217,9 +217,17 @@ const DefaultOutageSummaryEvery = 5 * time.Minute
 
 // succeeded records an answer that shows the upstream works; the last
 // error is no longer news.
-func (s *Syncer) succeeded() {
+//
+// A call sent before the last change of state tells nothing about the
+// upstream since: a bill fetch already on its way when the outage began may
+// still come back, and must not bring the upstream online for a moment
+// (and log a second outage) while every probe fails.
+func (s *Syncer) succeeded(sent time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.online && sent.Before(s.since) {
+		return
+	}
 	s.fails = 0
 	s.lastErr, s.lastErrAt = "", time.Time{}
 	if !s.online {
@@ -232,10 +240,13 @@ func (s *Syncer) succeeded() {
 // online, yes; while offline (probes, and at start until first contact) the
 // log gets one line when the outage begins and a summary every
 // OutageSummaryEvery instead of a line per probe.
-func (s *Syncer) failed(err error) (logIt bool) {
+func (s *Syncer) failed(err error, sent time.Time) (logIt bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := time.Now()
+	if s.online && sent.Before(s.since) {
+		return false // a call of the outage that ended, answered late
+	}
 	s.fails++
 	s.lastErr, s.lastErrAt = err.Error(), now
 	if !s.online {

@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/chromedp/chromedp"
@@ -177,7 +176,7 @@ func KillLeftovers(dir string) int {
 	for deadline := time.Now().Add(5 * time.Second); quiet < 3 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		n := 0
 		for _, pid := range pidsWithArg(want) {
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+			if p, err := os.FindProcess(pid); err == nil && p.Kill() == nil {
 				n++
 			}
 		}

@@ -37,15 +37,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SHOPBRIDGE_E2E_REGISTER") != "" {
 		os.Exit(registerMain())
 	}
-	path, cleanup, err := testbin.Build()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = path
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	testbin.Main(m, &binary)
 }
 
 func skipShort(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 )
 
 // Build compiles cmd/shopbridge (as a release is built: CGO off) into a new
@@ -30,4 +31,18 @@ func Build(buildFlags ...string) (path string, cleanup func(), err error) {
 		return "", nil, fmt.Errorf("go build cmd/shopbridge: %v\n%s", err, out)
 	}
 	return path, cleanup, nil
+}
+
+// Main is the TestMain of an end-to-end suite: it builds the binary into
+// *path, runs the tests and exits with their code, removing the binary.
+func Main(m *testing.M, path *string) {
+	p, cleanup, err := Build()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*path = p
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
 }

@@ -1,4 +1,6 @@
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Releases are tags vX.Y.Z; between them, and with no tag, the base in
+# VERSION (packaging/version.sh says how).
+VERSION ?= $(shell packaging/version.sh 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
 DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 PKG     := github.com/shopbridge/shopbridge
@@ -63,7 +65,7 @@ tools:
 # linux/amd64, linux/arm64, windows/amd64: tar.gz, zip, .deb, .rpm, .msi
 # and SHA256SUMS in dist/. Says which tool is missing before it builds.
 dist:
-	VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' packaging/dist.sh
+	VERSION='$(VERSION)' COMMIT='$(COMMIT)' BUILD_DATE='$(DATE)' LDFLAGS='$(LDFLAGS)' packaging/dist.sh
 
 # Package contents, .deb install/upgrade/remove, the Windows build and the
 # .msi under Wine in a loopback-only network namespace. Needs root.

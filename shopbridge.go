@@ -165,6 +165,14 @@ type JournalEntry struct {
 	Duration   time.Duration `json:"duration_ns"`
 	Source     string        `json:"source,omitempty"` // "store" or "upstream"
 	Note       string        `json:"note,omitempty"`   // errors, state changes
+	// Repeats counts the later upstream polls answered with exactly these
+	// bytes, folded into this entry instead of written as entries of their
+	// own; LastTime is the latest of them.
+	Repeats  int       `json:"repeats,omitempty"`
+	LastTime time.Time `json:"last_time,omitzero"`
+	// Steady is the entry's time on the daemon's steady clock, which wall
+	// clock jumps do not move; retention ages entries by it. Zero: Time.
+	Steady time.Time `json:"-"`
 }
 
 // Journal records exchanges. Record must never block or fail the caller.
@@ -183,6 +191,32 @@ type ReadThrough interface {
 	ListByNumber(ctx context.Context, number string) ([]BillSummary, error)
 }
 
+// SyncStatus is the syncer's state: the upstream's, its last exchanges
+// and the push window. The daemon's status (admin/api/status) shows it.
+type SyncStatus struct {
+	Upstream      string    `json:"upstream"` // online, offline
+	UpstreamURL   string    `json:"upstream_url"`
+	UpstreamSince time.Time `json:"upstream_since"`
+	LastPullAt    time.Time `json:"last_pull_at,omitzero"`
+	LastPushAt    time.Time `json:"last_push_at,omitzero"`
+	LastHelloAt   time.Time `json:"last_hello_at,omitzero"`
+	LastError     string    `json:"last_error,omitempty"` // while the upstream fails; gone once it answers again
+	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
+	InFlight      int       `json:"in_flight"`
+	PushWindow    int       `json:"push_window"` // receipts that may be in flight now (sync/limit.go); 0 while the upstream asked to wait
+	Pending       int       `json:"pending"`     // receipts loaded for pushing, not yet in flight
+	// Clock is this PC's clock against the upstream's Date headers; nil
+	// before the first answer.
+	Clock *ClockStatus `json:"clock"`
+	// BusyUntil is when calls to the upstream may go again (sync/backoff.go):
+	// its Retry-After or the delay its failures made; zero when they may
+	// go now. BusyReason is the answer behind it, BackoffWaves the failing
+	// waves in a row.
+	BusyUntil    time.Time `json:"busy_until,omitzero"`
+	BusyReason   string    `json:"busy_reason,omitempty"`
+	BackoffWaves int       `json:"backoff_waves,omitempty"`
+}
+
 // MDNSStatus is the mDNS announcer's state, shown under "mdns" in
 // admin/api/status.
 type MDNSStatus struct {
@@ -194,6 +228,10 @@ type MDNSStatus struct {
 	Interfaces  []MDNSInterface `json:"interfaces"`
 	Since       time.Time       `json:"since,omitzero"`        // when State last changed
 	AnnouncedAt time.Time       `json:"announced_at,omitzero"` // last unsolicited announcement
+	// The last browse for other instances (one shop, one appliance): when,
+	// and how many other instances it found, duplicates or not.
+	OthersCheckedAt time.Time `json:"others_checked_at,omitzero"`
+	Others          int       `json:"others"`
 }
 
 // MDNSInterface is one interface announced on and the addresses it offers.
@@ -201,3 +239,24 @@ type MDNSInterface struct {
 	Name  string   `json:"name"`
 	Addrs []string `json:"addrs"`
 }
+
+// Duplicate is another shopbridge on the LAN that serves the same shop: it
+// announces the same upstream identity (the same CRM URL and token), or
+// the same store instance id (a copied disk). Registers that discover on
+// their own may split between the two, and a bill settled at one stays
+// open at the other.
+type Duplicate struct {
+	Name       string    `json:"name"`                  // its mDNS instance name
+	Addresses  []string  `json:"addresses"`             // host:port it offers
+	URL        string    `json:"url,omitempty"`         // the base URL that answered hello
+	System     string    `json:"system,omitempty"`      // its hello's system string
+	InstanceID string    `json:"instance_id,omitempty"` // its store's instance id
+	Reason     string    `json:"reason"`                // DuplicateUpstream or DuplicateStore
+	SeenAt     time.Time `json:"seen_at"`               // last found on the LAN
+}
+
+// Why another instance is a duplicate.
+const (
+	DuplicateUpstream = "same_upstream" // the same CRM URL and token
+	DuplicateStore    = "same_store"    // the same store instance id: a copied disk
+)

@@ -109,7 +109,7 @@ func TestAdminRemote(t *testing.T) {
 	}
 	paths := []string{"/metrics", "/admin/api/status", "/admin/api/journal", "/admin/api/backup"}
 
-	noToken := api.New(api.Config{Store: s, Logger: quietLogger()})
+	noToken := api.New(api.Config{Hosts: testHosts, Store: s, Logger: quietLogger()})
 	for _, p := range paths {
 		check("LAN client, no admin token: "+p, call(noToken, "192.168.1.20:40000", p, ""), 403, api.CodeForbidden, "client")
 		check("LAN client with a token nobody set: "+p, call(noToken, "192.168.1.20:40000", p, "Bearer x"), 403, api.CodeForbidden, "client")
@@ -124,7 +124,7 @@ func TestAdminRemote(t *testing.T) {
 		t.Errorf("list from the LAN: %d", rec.Code)
 	}
 
-	withToken := api.New(api.Config{Store: s, Logger: quietLogger(), AdminToken: "adm1n"})
+	withToken := api.New(api.Config{Hosts: testHosts, Store: s, Logger: quietLogger(), AdminToken: "adm1n"})
 	for _, p := range paths {
 		check("no token: "+p, call(withToken, "192.168.1.20:40000", p, ""), 401, api.CodeUnauthorized, "Authorization")
 		check("wrong token: "+p, call(withToken, "192.168.1.20:40000", p, "Bearer adm1"), 401, api.CodeUnauthorized, "Authorization")
@@ -138,7 +138,7 @@ func TestAdminRemote(t *testing.T) {
 	// The allow list still comes first.
 	check("public client with the admin token", call(withToken, "203.0.113.9:1", "/metrics", "Bearer adm1n"), 403, api.CodeForbidden, "client")
 	// The terminal token is not the admin token.
-	both := api.New(api.Config{Store: s, Logger: quietLogger(), AdminToken: "adm1n", TerminalToken: "term"})
+	both := api.New(api.Config{Hosts: testHosts, Store: s, Logger: quietLogger(), AdminToken: "adm1n", TerminalToken: "term"})
 	check("terminal token on admin", call(both, "192.168.1.20:1", "/admin/api/status", "Bearer term"), 401, api.CodeUnauthorized, "Authorization")
 }
 
@@ -223,7 +223,7 @@ func FuzzParseListParams(f *testing.F) {
 // reading, as `shopbridge backup` of a year's store over a slow disk does.
 func TestBackupOutlivesWriteTimeout(t *testing.T) {
 	st := storetest.MustOpen(t)
-	body := bytes.Repeat([]byte("x"), api.MaxJournalBody)
+	body := bytes.Repeat([]byte("x"), shopbridge.MaxJournalBody)
 	var es []shopbridge.JournalEntry
 	for i := range 160 { // about 10 MB of distinct bodies
 		b := append([]byte(fmt.Sprintf("%06d", i)), body[6:]...)

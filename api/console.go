@@ -5,8 +5,11 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"html/template"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -68,7 +71,7 @@ var assets = sync.OnceValue(func() map[string]*asset {
 // pages are the console's templates, one set per page.
 var pages = sync.OnceValue(func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, name := range []string{"overview", "journal", "bills", "login", "message"} {
+	for _, name := range []string{"overview", "journal", "bills", "outbox", "help", "login", "message"} {
 		out[name] = template.Must(template.New(name).ParseFS(webFS, "web/layout.html", "web/"+name+".html"))
 	}
 	return out
@@ -76,8 +79,8 @@ var pages = sync.OnceValue(func() map[string]*template.Template {
 
 // journalKinds are the kinds the journal filter offers: the terminal calls
 // (api) and the upstream's (sync).
-var journalKinds = []string{"HELLO", "LIST", "BILL", "RECEIPT",
-	"UPSTREAM_HELLO", "UPSTREAM_LIST", "UPSTREAM_BILL", "UPSTREAM_RECEIPT", "UPSTREAM_STATE"}
+var journalKinds = []string{shopbridge.KindHello, shopbridge.KindList, shopbridge.KindBill, shopbridge.KindReceipt,
+	shopbridge.KindUpstreamHello, shopbridge.KindUpstreamList, shopbridge.KindUpstreamBill, shopbridge.KindUpstreamReceipt, shopbridge.KindUpstreamState}
 
 var billStates = []string{"all", "open", "settled", "paid_twice"}
 
@@ -95,10 +98,16 @@ type pageData struct {
 	Today     string
 	Session   bool
 	TokenSet  bool
-	Error     string // a string key
+	Error     string            // a string key
+	Vars      map[string]string // fill the {name} placeholders of Error and Hint
+	Hint      string            // a string key: what to change
+	Detail    string            // the daemon's own reason, in English
+	Status    int               // the HTTP status of a message page
 	Next      string
 	Kinds     []string
 	States    []string
+	Guide     string // the installer's guide, on the help page
+	HTTPS     *shopbridge.HTTPSStatus
 	query     map[string]string
 }
 
@@ -111,6 +120,15 @@ func (p *pageData) Asset(name string) string {
 	return "/admin/assets/" + name + "?v=" + a.hash
 }
 
+// Msg is the string for key with the page's Vars filled in.
+func (p *pageData) Msg(key string) string {
+	out := p.T(key)
+	for k, v := range p.Vars {
+		out = strings.ReplaceAll(out, "{"+k+"}", v)
+	}
+	return out
+}
+
 // Q is a query parameter of the page's URL, to prefill a filter.
 func (p *pageData) Q(name string) string { return p.query[name] }
 
@@ -121,15 +139,18 @@ func (s *Server) consoleRoutes(r *httprouter.Router) {
 	r.GET("/admin/", s.consolePage("overview", "overview.title"))
 	r.GET("/admin/journal", s.consolePage("journal", "journal.title"))
 	r.GET("/admin/bills", s.consolePage("bills", "bills.title"))
+	r.GET("/admin/outbox", s.consolePage("outbox", "outbox.title"))
+	r.GET("/admin/help", s.consolePage("help", "help.title"))
 	r.GET("/admin/login", s.loginForm)
-	r.POST("/admin/login", s.login)
-	r.POST("/admin/logout", s.logout)
-	r.GET("/admin/assets/:name", s.asset)
+	r.POST("/admin/login", s.form(s.login))
+	r.POST("/admin/logout", s.form(s.logout))
+	r.GET("/admin/assets/:name", s.answer(s.asset))
 
 	r.GET("/admin/api/overview", s.admin(s.consoleOverview))
 	r.GET("/admin/api/journal/page", s.admin(s.consoleJournalPage))
 	r.GET("/admin/api/journal/entry/:seq", s.admin(s.consoleJournalEntry))
 	r.GET("/admin/api/bills", s.admin(s.consoleBills))
+	r.GET("/admin/api/console/outbox", s.admin(s.consoleOutboxPage))
 	r.GET("/admin/api/bill/:id", s.admin(s.consoleBillDetail))
 }
 
@@ -178,11 +199,90 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, lang *language, 
 		http.Redirect(w, r, "/admin/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 		return
 	}
-	msg := "forbidden.loopback"
-	if shopbridge.ErrorSubject(err) == "Host" {
-		msg = "forbidden.host"
+	s.refusePage(w, r, lang, err)
+}
+
+// wantsHTML reports whether a request is a browser's navigation (it takes
+// HTML): such a request gets a refusal as a page in the console's language;
+// programs keep the Evotor JSON body.
+func wantsHTML(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// failAdmin answers a refused or failed request under /admin/ (or another
+// operator path): a page saying why and what to change for a browser,
+// the Evotor error body for a program.
+func (s *Server) failAdmin(w http.ResponseWriter, r *http.Request, err error) {
+	if !wantsHTML(r) {
+		s.fail(w, err)
+		return
 	}
-	s.render(w, http.StatusForbidden, "message", &pageData{language: lang, Page: "message", Title: "forbidden.title", Error: msg})
+	consoleHeaders(w.Header())
+	lang := languages()[func() string { c, _ := pickLanguage(r); return c }()]
+	if shopbridge.ErrorKind(err) == shopbridge.EUNAUTHORIZED && safeMethod(r.Method) {
+		http.Redirect(w, r, "/admin/login?next="+url.QueryEscape(safeNext(r.URL.RequestURI())), http.StatusSeeOther)
+		return
+	}
+	s.refusePage(w, r, lang, err)
+}
+
+// refusePage renders the message page for err: the status and Evotor
+// code of errorStatus, a line saying why and a hint saying what to change.
+func (s *Server) refusePage(w http.ResponseWriter, r *http.Request, lang *language, err error) {
+	status, code := errorStatus(err)
+	d := &pageData{language: lang, Page: "message", Title: "refused.title", Status: status,
+		Vars: map[string]string{"addr": clientAddr(r).String(), "allow": s.allowList(), "path": r.URL.Path, "port": localPort(r)}}
+	var e *shopbridge.Error
+	if errors.As(err, &e) && status != http.StatusInternalServerError {
+		d.Detail = fmt.Sprintf("%d %s (code %d): %s", status, http.StatusText(status), code, e.Error())
+	}
+	subject := shopbridge.ErrorSubject(err)
+	switch kind := shopbridge.ErrorKind(err); {
+	case kind == shopbridge.EFORBIDDEN && subject == "client" && !s.allowed(clientAddr(r)):
+		d.Title, d.Error, d.Hint = "forbidden.title", "refused.allow", "refused.allow_hint"
+	case kind == shopbridge.EFORBIDDEN && subject == "client":
+		d.Title, d.Error, d.Hint = "forbidden.title", "forbidden.loopback", "refused.loopback_hint"
+	case kind == shopbridge.EFORBIDDEN && subject == "Host":
+		d.Title, d.Error = "forbidden.title", "forbidden.host"
+	case kind == shopbridge.EFORBIDDEN && subject == "scheme" && s.cfg.HTTPS != nil:
+		d.Title, d.Error, d.Hint = "forbidden.title", "refused.https", "refused.https_hint"
+		d.Vars["url"], d.Vars["fingerprint"] = s.httpsURL(r, "/admin/"), s.cfg.HTTPS.Fingerprint
+	case kind == shopbridge.EFORBIDDEN:
+		d.Title, d.Error, d.Hint = "forbidden.title", "refused.csrf", "refused.csrf_hint"
+	case kind == shopbridge.EUNAUTHORIZED:
+		d.Error, d.Hint = "refused.login", "refused.login_hint"
+	case kind == shopbridge.ENOTFOUND:
+		d.Title, d.Error, d.Hint = "refused.notfound_title", "refused.notfound", "refused.home_hint"
+	case kind == shopbridge.EMETHOD:
+		d.Error, d.Hint = "refused.method", "refused.home_hint"
+	case kind == shopbridge.EUNAVAILABLE:
+		d.Error, d.Hint = "refused.unavailable", "refused.home_hint"
+	default:
+		d.Error, d.Hint = "refused.other", "refused.home_hint"
+		if status == http.StatusInternalServerError {
+			s.logger.Error("request failed", "err", err)
+		}
+	}
+	s.render(w, status, "message", d)
+}
+
+// localPort is the port the request came in on (8480 when unknown).
+func localPort(r *http.Request) string {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if _, p, err := net.SplitHostPort(a.String()); err == nil {
+			return p
+		}
+	}
+	return "8480"
+}
+
+// allowList is --allow as the refusal page prints it.
+func (s *Server) allowList() string {
+	parts := make([]string, len(s.cfg.Allow))
+	for i, p := range s.cfg.Allow {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (s *Server) consolePage(name, title string) httprouter.Handle {
@@ -201,12 +301,25 @@ func (s *Server) consolePage(name, title string) httprouter.Handle {
 			}
 		}
 		today := s.cfg.Now().In(s.cfg.Timezone).Format("2006-01-02")
-		if name == "bills" && q["date"] == "" && q["q"] == "" {
-			q["date"] = today
+		// The bills page opens on what a register's list answers now
+		// (the open bills); a date or a search given in the URL wins.
+		if name == "bills" && q["date"] == "" && q["q"] == "" && q["view"] != "date" {
+			q["view"] = "open"
 		}
-		s.render(w, http.StatusOK, name, &pageData{language: lang, Page: name, Title: title, Nav: true, CSRF: acc.csrf,
+		d := &pageData{language: lang, Page: name, Title: title, Nav: true, CSRF: acc.csrf,
 			Strings: lang.json, RefreshMS: ConsoleRefresh.Milliseconds(), Timezone: zoneName(s.cfg.Timezone, s.cfg.Now()), Today: today,
-			Session: acc.via == viaSession, TokenSet: s.cfg.AdminToken != "", Kinds: journalKinds, States: billStates, query: q})
+			Session: acc.via == viaSession, TokenSet: s.cfg.AdminToken != "", Kinds: journalKinds, States: billStates, query: q,
+			HTTPS: s.cfg.HTTPS}
+		if name == "help" {
+			if s.cfg.HTTPS != nil {
+				d.Vars = map[string]string{"url": s.consoleHTTPSURL(r)}
+			}
+			d.Guide = shopbridge.GuideEN
+			if lang.code == "ru" {
+				d.Guide = shopbridge.GuideRU
+			}
+		}
+		s.render(w, http.StatusOK, name, d)
 	}
 }
 
@@ -236,38 +349,35 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request, _ httprouter.
 
 // login checks the admin token from the form's body (never the URL) and
 // starts a session.
-func (s *Server) login(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (s *Server) login(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	consoleHeaders(w.Header())
 	lang := pageLanguage(w, r)
 	if s.cfg.AdminToken == "" {
 		s.loginPage(w, r, http.StatusNotFound, lang, "", "")
-		return
+		return nil
 	}
 	if err := sameOrigin(r); err != nil {
-		s.fail(w, err)
-		return
+		return err
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	if err := r.ParseForm(); err != nil {
-		s.fail(w, shopbridge.Errorf(shopbridge.EINVALID, "body", "the login form could not be read: %v", err))
-		return
+		return shopbridge.Errorf(shopbridge.EINVALID, "body", "the login form could not be read: %v", err)
 	}
 	next := r.PostForm.Get("next")
 	if !tokenOK(r.PostForm.Get("csrf"), s.auth.csrfToken("login")) {
-		s.fail(w, shopbridge.Errorf(shopbridge.EFORBIDDEN, "csrf", "missing or wrong CSRF token (reload the login page)"))
-		return
+		return shopbridge.Errorf(shopbridge.EFORBIDDEN, "csrf", "missing or wrong CSRF token (reload the login page)")
 	}
 	addr := clientAddr(r).String()
 	if s.auth.locked(addr) {
 		s.logger.Warn("console login refused: too many failures", "client", addr)
 		s.loginPage(w, r, http.StatusTooManyRequests, lang, "login.locked", next)
-		return
+		return nil
 	}
 	if !tokenOK(r.PostForm.Get("token"), s.cfg.AdminToken) {
 		s.auth.failed(addr)
 		s.logger.Warn("console login failed", "client", addr)
 		s.loginPage(w, r, http.StatusUnauthorized, lang, "login.error", next)
-		return
+		return nil
 	}
 	s.auth.succeeded(addr)
 	v, _ := s.auth.newSession()
@@ -275,9 +385,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	s.logger.Info("console login", "client", addr)
 	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+	return nil
 }
 
-func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	consoleHeaders(w.Header())
 	acc, err := s.auth.authorize(r)
 	if err == nil {
@@ -286,8 +397,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 		err = s.auth.checkUnsafe(r, acc, r.PostForm.Get("csrf"))
 	}
 	if err != nil {
-		s.fail(w, err)
-		return
+		return err
 	}
 	if acc.via == viaSession {
 		s.auth.endSession(acc.session)
@@ -296,6 +406,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/admin", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
 	http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
+	return nil
 }
 
 // asset serves an embedded file. The pages name it with its content hash,
@@ -303,16 +414,14 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 // The login page needs the stylesheet, so with an admin token set the
 // assets are served to anyone who may reach the login form; they hold no
 // data.
-func (s *Server) asset(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+func (s *Server) asset(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	consoleHeaders(w.Header())
 	if _, err := s.auth.authorize(r); err != nil && s.cfg.AdminToken == "" {
-		s.fail(w, err)
-		return
+		return err
 	}
 	a := assets()[ps.ByName("name")]
 	if a == nil {
-		s.fail(w, shopbridge.Errorf(shopbridge.ENOTFOUND, "name", "no console asset %q", ps.ByName("name")))
-		return
+		return shopbridge.Errorf(shopbridge.ENOTFOUND, "name", "no console asset %q", ps.ByName("name"))
 	}
 	h := w.Header()
 	etag := `"` + a.hash + `"`
@@ -324,8 +433,9 @@ func (s *Server) asset(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 	}
 	if inm := r.Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, etag) {
 		w.WriteHeader(http.StatusNotModified)
-		return
+		return nil
 	}
 	h.Set("Content-Type", a.ctype)
 	w.Write(a.body)
+	return nil
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -59,11 +60,51 @@ type Overview struct {
 	OutboxOldestAgeS *float64              `json:"outbox_oldest_age_s"`
 	Parked           int                   `json:"parked"`
 	ParkedReceipts   []ConsoleParked       `json:"parked_receipts"`
+	OutboxReceipts   []ConsoleQueued       `json:"outbox_receipts"` // the oldest waiting, at most consoleOutbox
 	PaidTwiceCount   int                   `json:"paid_twice_count"`
 	PaidTwice        []ConsoleBill         `json:"paid_twice"`
 	Terminals        []ConsoleTerm         `json:"terminals"`
 	MDNS             shopbridge.MDNSStatus `json:"mdns"`
 	Store            ConsoleStore          `json:"store"`
+	Duplicates       []ConsoleDuplicate    `json:"duplicates"`
+	OwnAddresses     []string              `json:"own_addresses"` // what this one announces, host:port
+	Backup           ConsoleBackup         `json:"backup"`
+	Clock            *ConsoleClock         `json:"clock"` // null before the first upstream answer
+}
+
+// ConsoleClock is this PC's clock against the upstream's (Status.Clock)
+// with the console's times.
+type ConsoleClock struct {
+	SkewSeconds float64      `json:"skew_seconds"` // the upstream's time minus this PC's: positive, this PC is behind
+	MeasuredAt  *ConsoleTime `json:"measured_at"`
+	OK          bool         `json:"ok"`
+	MaxSeconds  float64      `json:"max_seconds"`
+}
+
+// ConsoleBackup is the status's backup part with the console's times.
+type ConsoleBackup struct {
+	Dir         string       `json:"dir"`
+	Every       string       `json:"every"`
+	LastOKAt    *ConsoleTime `json:"last_ok_at"`
+	LastOKFile  string       `json:"last_ok_file"`
+	LastOKBytes int64        `json:"last_ok_bytes"`
+	LastError   string       `json:"last_error"`
+	LastErrorAt *ConsoleTime `json:"last_error_at"`
+	Stale       bool         `json:"stale"`
+}
+
+func (s *Server) consoleBackup(b shopbridge.BackupStatus) ConsoleBackup {
+	return ConsoleBackup{Dir: b.Dir, Every: b.Every, LastOKAt: s.ctime(deref(b.LastOKAt)), LastOKFile: b.LastOKFile,
+		LastOKBytes: b.LastOKBytes, LastError: b.LastError, LastErrorAt: s.ctime(deref(b.LastErrorAt)), Stale: b.Stale}
+}
+
+// ConsoleDuplicate is another shopbridge on the LAN serving the same shop.
+type ConsoleDuplicate struct {
+	Name      string       `json:"name"`
+	Addresses []string     `json:"addresses"`
+	System    string       `json:"system,omitempty"`
+	Reason    string       `json:"reason"` // same_upstream, same_store
+	SeenAt    *ConsoleTime `json:"seen_at"`
 }
 
 // ConsoleStore tells whether the store can write: while it cannot (a full
@@ -74,14 +115,75 @@ type ConsoleStore struct {
 	Since  *ConsoleTime `json:"since"`
 }
 
-// ConsoleParked is a receipt the upstream refused.
+// ConsoleParked is the status's parked receipt with the console's time
+// (its received_at hides the embedded one) and its type.
 type ConsoleParked struct {
-	EventID    string       `json:"event_id"`
-	BillID     string       `json:"bill_id,omitempty"`
-	Type       string       `json:"type,omitempty"`
+	ParkedReceipt
 	ReceivedAt *ConsoleTime `json:"received_at"`
-	Attempts   int          `json:"attempts"`
-	Answer     string       `json:"answer"`
+	Type       string       `json:"type,omitempty"`
+}
+
+func (s *Server) consoleParked(p ParkedReceipt) ConsoleParked {
+	return ConsoleParked{ParkedReceipt: p, ReceivedAt: s.ctime(p.ReceivedAt), Type: p.Type}
+}
+
+// ConsoleQueued is a receipt waiting in the outbox: the status's, with the
+// console's time (its received_at hides the embedded one) and its age.
+type ConsoleQueued struct {
+	QueueReceipt
+	ReceivedAt *ConsoleTime `json:"received_at"`
+	AgeS       float64      `json:"age_s"`
+}
+
+// consoleOutbox bounds the waiting receipts the overview carries; the
+// outbox page has the rest.
+const consoleOutbox = 20
+
+func (s *Server) consoleQueued(q QueueReceipt, now time.Time) ConsoleQueued {
+	return ConsoleQueued{QueueReceipt: q, ReceivedAt: s.ctime(q.ReceivedAt), AgeS: max(0, now.Sub(q.ReceivedAt).Seconds())}
+}
+
+// ConsoleOutbox is the body of admin/api/console/outbox: one page of the
+// waiting receipts, oldest first.
+type ConsoleOutbox struct {
+	Total    int             `json:"total"`
+	Receipts []ConsoleQueued `json:"receipts"`
+	Next     uint64          `json:"next"` // pass as after for the next page; 0 at the end
+}
+
+func (s *Server) consoleOutboxPage(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
+	v, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return shopbridge.Errorf(shopbridge.EINVALID, "query", "bad query string: %v", err)
+	}
+	var after uint64
+	if a := v.Get("after"); a != "" {
+		if after, err = strconv.ParseUint(a, 10, 64); err != nil {
+			return shopbridge.Errorf(shopbridge.EVALUE, "after", "after must be an outbox sequence number, not %q", a)
+		}
+	}
+	limit := 100
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 500 {
+			return shopbridge.Errorf(shopbridge.EVALUE, "limit", "limit must be 1..500, not %q", l)
+		}
+		limit = n
+	}
+	rs, err := s.cfg.Store.Outbox(after, limit+1)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	out := ConsoleOutbox{Total: s.cfg.Store.OutboxLen(), Receipts: []ConsoleQueued{}}
+	if len(rs) > limit {
+		rs = rs[:limit]
+		out.Next = rs[limit-1].Seq
+	}
+	for _, rc := range rs {
+		out.Receipts = append(out.Receipts, s.consoleQueued(NewQueueReceipt(rc), now))
+	}
+	return s.consoleJSON(w, out)
 }
 
 // ConsoleTerm is a register seen.
@@ -133,73 +235,77 @@ func deref(t *time.Time) time.Time {
 	return *t
 }
 
-func (s *Server) consoleOverview(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (s *Server) consoleOverview(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	now := s.cfg.Now()
-	var st Status
-	if s.cfg.BriefStatus != nil {
-		st = s.cfg.BriefStatus()
-	} else if s.cfg.Status != nil {
-		st = s.cfg.Status()
+	st := s.briefStatus()
+	// The store's part once per poll, with the console's lists: the brief
+	// status leaves it out.
+	if err := st.ReadStore(s.cfg.Store, StatusLists{Limit: max(consoleOutbox, consoleList), Bills: true}); err != nil {
+		return err
 	}
 	if st.Upstream == "" {
 		st.Upstream = shopbridge.UpstreamNone
 	}
-	o := Overview{Now: s.ctime(now), Timezone: zoneName(s.cfg.Timezone, now), Version: st.Version, InstanceID: s.cfg.Store.InstanceID(),
+	o := Overview{Now: s.ctime(now), Timezone: zoneName(s.cfg.Timezone, now), Version: st.Version, InstanceID: st.InstanceID,
 		Name: st.Name, Upstream: st.Upstream, UpstreamURL: st.UpstreamURL, UpstreamSince: s.ctime(deref(st.UpstreamSince)),
 		LastPullAt: s.ctime(deref(st.LastPullAt)), LastPushAt: s.ctime(deref(st.LastPushAt)), LastError: st.LastError, LastErrorAt: s.ctime(deref(st.LastErrorAt)),
-		ParkedReceipts: []ConsoleParked{}, PaidTwice: []ConsoleBill{}, Terminals: []ConsoleTerm{}, MDNS: st.MDNS}
+		ParkedReceipts: []ConsoleParked{}, OutboxReceipts: []ConsoleQueued{}, PaidTwice: []ConsoleBill{}, Terminals: []ConsoleTerm{}, MDNS: st.MDNS}
+	o.Backup = s.consoleBackup(st.Backup)
+	if c := st.Clock; c != nil {
+		o.Clock = &ConsoleClock{SkewSeconds: c.SkewSeconds, MeasuredAt: s.ctime(c.MeasuredAt), OK: c.OK, MaxSeconds: c.MaxSeconds}
+	}
 	if o.MDNS.State == "" {
 		o.MDNS.State = "off"
 	}
-	h := s.cfg.Store.Health()
+	o.Duplicates, o.OwnAddresses = []ConsoleDuplicate{}, []string{}
+	for _, d := range st.Duplicates {
+		o.Duplicates = append(o.Duplicates, ConsoleDuplicate{Name: d.Name, Addresses: d.Addresses, System: d.System, Reason: d.Reason, SeenAt: s.ctime(d.SeenAt)})
+	}
+	if len(o.Duplicates) > 0 {
+		for _, i := range st.MDNS.Interfaces {
+			for _, a := range i.Addrs {
+				o.OwnAddresses = append(o.OwnAddresses, net.JoinHostPort(a, strconv.Itoa(st.MDNS.Port)))
+			}
+		}
+	}
+	h := st.StoreHealth
 	o.Store = ConsoleStore{State: h.State, Reason: h.Reason, Since: s.ctime(h.Since)}
 	if o.Version == "" {
 		o.Version = shopbridge.Version
 	}
-	stats, err := s.cfg.Store.Stats()
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	o.Bills, o.OpenBills, o.Receipts, o.JournalEntries = stats.Bills, stats.OpenBills, stats.Receipts, stats.Journal
-	o.Outbox, o.Parked = stats.Outbox, stats.Parked
-	if t := s.cfg.Store.OldestQueued(); !t.IsZero() {
+	o.Bills, o.OpenBills, o.Receipts, o.JournalEntries = st.Bills, st.OpenBills, st.Receipts, st.Store.Journal
+	o.Outbox, o.Parked = st.Outbox, st.Parked
+	if st.OutboxOldest != nil {
+		t := *st.OutboxOldest
 		o.OutboxOldest = s.ctime(t)
 		a := now.Sub(t).Seconds()
 		o.OutboxOldestAgeS = &a
 	}
-	parked, err := s.cfg.Store.ParkedFirst(consoleList)
-	if err != nil {
-		s.fail(w, err)
-		return
+	for _, q := range st.OutboxList[:min(len(st.OutboxList), consoleOutbox)] {
+		o.OutboxReceipts = append(o.OutboxReceipts, s.consoleQueued(q, now))
 	}
-	for _, p := range parked {
-		o.ParkedReceipts = append(o.ParkedReceipts, ConsoleParked{EventID: p.EventID, BillID: p.BillID, Type: p.Type,
-			ReceivedAt: s.ctime(p.ReceivedAt), Attempts: p.Attempts, Answer: p.LastError})
+	for _, p := range st.ParkedList[:min(len(st.ParkedList), consoleList)] {
+		o.ParkedReceipts = append(o.ParkedReceipts, s.consoleParked(p))
 	}
-	o.PaidTwiceCount = s.cfg.Store.PaidTwiceCount()
-	twice, err := s.cfg.Store.PaidTwiceBills(consoleList)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	for _, b := range twice {
+	o.PaidTwiceCount = st.PaidTwiceCount
+	for _, b := range st.PaidTwiceBills {
 		o.PaidTwice = append(o.PaidTwice, s.consoleBill(b))
 	}
 	for _, t := range st.Terminals {
 		o.Terminals = append(o.Terminals, ConsoleTerm{Device: t.Device, Address: t.Address, LastSeen: s.ctime(t.LastSeen), LastKind: t.LastKind})
 	}
-	s.consoleJSON(w, o)
+	return s.consoleJSON(w, o)
 }
 
-func (s *Server) consoleJSON(w http.ResponseWriter, v any) {
+// consoleJSON writes v as the answer, never cached.
+func (s *Server) consoleJSON(w http.ResponseWriter, v any) error {
 	body, err := json.Marshal(v)
 	if err != nil {
-		s.fail(w, err)
-		return
+		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, body)
+	return nil
 }
 
 func (s *Server) consoleBill(b *shopbridge.Bill) ConsoleBill {
@@ -227,6 +333,8 @@ type ConsoleRow struct {
 	ResponsePreview string       `json:"response_preview"`
 	RequestSize     int          `json:"request_size"`
 	ResponseSize    int          `json:"response_size"`
+	Repeats         int          `json:"repeats,omitempty"` // later polls answered the same, folded into this row
+	LastTime        *ConsoleTime `json:"last_time,omitempty"`
 	RequestPretty   *string      `json:"request_pretty,omitempty"`
 	ResponsePretty  *string      `json:"response_pretty,omitempty"`
 }
@@ -287,7 +395,7 @@ func (s *Server) consoleRow(e shopbridge.JournalEntry) ConsoleRow {
 	return ConsoleRow{Seq: e.Seq, Time: s.ctime(e.Time), Client: e.Client, Device: e.Device, Kind: e.Kind, Method: e.Method,
 		Path: e.Path, Query: e.Query, Status: e.Status, DurationMS: float64(e.Duration) / 1e6, Source: e.Source, Note: e.Note,
 		Receipt: e.ReqReceipt, RequestPreview: preview(e.ReqBody), ResponsePreview: preview(e.RespBody),
-		RequestSize: len(e.ReqBody), ResponseSize: len(e.RespBody)}
+		RequestSize: len(e.ReqBody), ResponseSize: len(e.RespBody), Repeats: e.Repeats, LastTime: s.ctime(e.LastTime)}
 }
 
 // consoleTimeLayouts are the forms a since/until may take besides a
@@ -351,6 +459,13 @@ func ParseConsoleJournalQuery(raw string, now time.Time, loc *time.Location) (st
 		*p.to = s
 	}
 	q.Kind = strings.ToUpper(q.Kind)
+	switch p := v.Get("polls"); p {
+	case "", "show", "1", "true":
+	case "hide", "0", "false":
+		q.NoPolls = true
+	default:
+		return q, shopbridge.Errorf(shopbridge.EVALUE, "polls", "polls must be show or hide, not %q", p)
+	}
 	for _, p := range []struct {
 		name string
 		to   *time.Time
@@ -369,109 +484,174 @@ func ParseConsoleJournalQuery(raw string, now time.Time, loc *time.Location) (st
 	return q, nil
 }
 
-func (s *Server) consoleJournalPage(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (s *Server) consoleJournalPage(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	q, err := ParseConsoleJournalQuery(r.URL.RawQuery, s.cfg.Now(), s.cfg.Timezone)
 	if err != nil {
-		s.fail(w, err)
-		return
+		return err
 	}
 	p, err := s.cfg.Store.JournalPage(q)
 	if err != nil {
-		s.fail(w, err)
-		return
+		return err
 	}
 	out := ConsoleJournalPage{Rows: make([]ConsoleRow, 0, len(p.Entries)), Next: p.Next, Scanned: p.Scanned, Done: p.Done,
 		Total: p.Total, Newest: p.Newest}
 	for _, e := range p.Entries {
 		out.Rows = append(out.Rows, s.consoleRow(e))
 	}
-	s.consoleJSON(w, out)
+	return s.consoleJSON(w, out)
 }
 
-func (s *Server) consoleJournalEntry(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+func (s *Server) consoleJournalEntry(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	seq, err := strconv.ParseUint(ps.ByName("seq"), 10, 64)
 	if err != nil {
-		s.fail(w, shopbridge.Errorf(shopbridge.ENOTFOUND, "seq", "no journal entry %q (sequence numbers are whole numbers)", ps.ByName("seq")))
-		return
+		return shopbridge.Errorf(shopbridge.ENOTFOUND, "seq", "no journal entry %q (sequence numbers are whole numbers)", ps.ByName("seq"))
 	}
 	e, err := s.cfg.Store.JournalEntry(seq)
 	if err != nil {
-		s.fail(w, err)
-		return
+		return err
 	}
 	row := s.consoleRow(e)
 	req, resp := pretty(e.ReqBody), pretty(e.RespBody)
 	row.RequestPretty, row.ResponsePretty = &req, &resp
-	s.consoleJSON(w, row)
+	return s.consoleJSON(w, row)
 }
 
 // ConsoleBills is the body of admin/api/bills.
 type ConsoleBills struct {
+	View   string         `json:"view"` // "open", "date" or "search"
 	Date   string         `json:"date,omitempty"`
 	Query  string         `json:"q,omitempty"`
 	Counts map[string]int `json:"counts,omitempty"`
+	Open   int            `json:"open"` // bills open now (the no-parameter list)
 	Bills  []ConsoleBill  `json:"bills"`
 	Next   string         `json:"next"`
+	// Empty says why a first page has no bills (a key of the console's
+	// strings: bills.empty_standalone, bills.empty_never_synced, ...).
+	Empty    string       `json:"empty,omitempty"`
+	SyncedAt *ConsoleTime `json:"synced_at"`
 }
 
-func (s *Server) consoleBills(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+// Why the open bills are none, as the bills page explains it.
+const (
+	emptyStandalone  = "bills.empty_standalone"   // no upstream and no bill ever learned
+	emptyNeverSynced = "bills.empty_never_synced" // an upstream, but no pull succeeded yet
+	emptyAllSettled  = "bills.empty_all_settled"  // bills stored, every one settled or gone from the list
+	emptyCRMEmpty    = "bills.empty_crm_empty"    // the CRM's list was empty at the last pull
+	emptyDay         = "bills.empty_day"          // no bill dated that day
+	emptySearch      = "bills.empty_search"       // no bill has that number or id
+)
+
+// emptyReason tells why the open bills are none.
+func (s *Server) emptyReason(stats storage.Stats) string {
+	upstream := shopbridge.UpstreamNone
+	if st := s.briefStatus(); st.Upstream != "" {
+		upstream = st.Upstream
+	}
+	switch {
+	case stats.Bills > 0:
+		return emptyAllSettled
+	case upstream == shopbridge.UpstreamNone:
+		return emptyStandalone
+	case s.cfg.Store.SyncedAt().IsZero():
+		return emptyNeverSynced
+	}
+	return emptyCRMEmpty
+}
+
+// briefStatus is the status without the store's part (ReadStore).
+func (s *Server) briefStatus() Status {
+	switch {
+	case s.cfg.BriefStatus != nil:
+		return s.cfg.BriefStatus()
+	case s.cfg.Status != nil:
+		return s.cfg.Status()
+	}
+	return Status{}
+}
+
+func (s *Server) consoleBills(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	v, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		s.fail(w, shopbridge.Errorf(shopbridge.EINVALID, "query", "bad query string: %v", err))
-		return
+		return shopbridge.Errorf(shopbridge.EINVALID, "query", "bad query string: %v", err)
 	}
-	out := ConsoleBills{Bills: []ConsoleBill{}}
-	if text := strings.TrimSpace(v.Get("q")); text != "" {
+	out := ConsoleBills{Bills: []ConsoleBill{}, SyncedAt: s.ctime(s.cfg.Store.SyncedAt())}
+	stats, err := s.cfg.Store.Stats()
+	if err != nil {
+		return err
+	}
+	out.Open = stats.OpenBills
+	limit := 100
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 500 {
+			return shopbridge.Errorf(shopbridge.EVALUE, "limit", "limit must be 1..500, not %q", l)
+		}
+		limit = n
+	}
+	text := strings.TrimSpace(v.Get("q"))
+	switch view := v.Get("view"); {
+	case view == "open" && text == "":
+		out.View = "open"
+		bills, next, err := s.cfg.Store.OpenBills(v.Get("after"), limit)
+		if err != nil {
+			return err
+		}
+		for _, b := range bills {
+			out.Bills = append(out.Bills, s.consoleBill(b))
+		}
+		out.Next = next
+		if len(out.Bills) == 0 && v.Get("after") == "" {
+			out.Empty = s.emptyReason(stats)
+		}
+		return s.consoleJSON(w, out)
+	case view != "" && view != "open" && view != "date" && view != "search":
+		return shopbridge.Errorf(shopbridge.EVALUE, "view", "view must be open, date or search, not %q", view)
+	}
+	if text != "" {
+		out.View = "search"
 		if utf8.RuneCountInString(text) > 100 {
-			s.fail(w, shopbridge.Errorf(shopbridge.EVALUE, "q", "q is longer than 100 characters"))
-			return
+			return shopbridge.Errorf(shopbridge.EVALUE, "q", "q is longer than 100 characters")
 		}
 		found, err := s.cfg.Store.FindBills(text, consoleList)
 		if err != nil {
-			s.fail(w, err)
-			return
+			return err
 		}
 		out.Query = text
 		for _, b := range found {
 			out.Bills = append(out.Bills, s.consoleBill(b))
 		}
-		s.consoleJSON(w, out)
-		return
+		if len(out.Bills) == 0 {
+			out.Empty = emptySearch
+		}
+		return s.consoleJSON(w, out)
 	}
-	q := storage.DayBillsQuery{Date: v.Get("date"), After: v.Get("after"), Limit: 100}
+	out.View = "date"
+	q := storage.DayBillsQuery{Date: v.Get("date"), After: v.Get("after"), Limit: limit}
 	if q.Date == "" || q.Date == "today" {
 		q.Date = s.cfg.Now().In(s.cfg.Timezone).Format("2006-01-02")
 	} else if _, err := time.Parse("2006-01-02", q.Date); err != nil || len(q.Date) != 10 {
-		s.fail(w, shopbridge.Errorf(shopbridge.EVALUE, "date", "date must be \"today\" or YYYY-MM-DD, not %q", q.Date))
-		return
+		return shopbridge.Errorf(shopbridge.EVALUE, "date", "date must be \"today\" or YYYY-MM-DD, not %q", q.Date)
 	}
 	switch st := v.Get("state"); st {
 	case "", "all":
 	case storage.BillOpen, storage.BillSettled, storage.BillPaidTwice:
 		q.State = st
 	default:
-		s.fail(w, shopbridge.Errorf(shopbridge.EVALUE, "state", "state must be all, open, settled or paid_twice, not %q", st))
-		return
-	}
-	if l := v.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 500 {
-			s.fail(w, shopbridge.Errorf(shopbridge.EVALUE, "limit", "limit must be 1..500, not %q", l))
-			return
-		}
-		q.Limit = n
+		return shopbridge.Errorf(shopbridge.EVALUE, "state", "state must be all, open, settled or paid_twice, not %q", st)
 	}
 	q.Counts = q.After == ""
 	day, err := s.cfg.Store.DayBills(q)
 	if err != nil {
-		s.fail(w, err)
-		return
+		return err
 	}
 	out.Date, out.Counts, out.Next = q.Date, day.Counts, day.Next
 	for _, b := range day.Bills {
 		out.Bills = append(out.Bills, s.consoleBill(b))
 	}
-	s.consoleJSON(w, out)
+	if len(out.Bills) == 0 && q.After == "" {
+		out.Empty = emptyDay
+	}
+	return s.consoleJSON(w, out)
 }
 
 // ConsoleBillDetail is the body of admin/api/bill/:id.
@@ -481,21 +661,18 @@ type ConsoleBillDetail struct {
 	Receipts   []ConsoleReceipt `json:"receipts"`
 }
 
-func (s *Server) consoleBillDetail(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+func (s *Server) consoleBillDetail(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error {
 	id := ps.ByName("id")
-	if !storage.ValidID(id) {
-		s.fail(w, shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %q (ids are whole numbers)", id))
-		return
+	if !shopbridge.ValidID(id) {
+		return shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %q (ids are whole numbers)", id)
 	}
 	b, err := s.cfg.Store.BillRecord(id)
 	if err != nil {
-		s.fail(w, err)
-		return
+		return err
 	}
 	rs, err := s.cfg.Store.BillReceipts(id)
 	if err != nil {
-		s.fail(w, err)
-		return
+		return err
 	}
 	out := ConsoleBillDetail{Bill: s.consoleBill(b), BodyPretty: pretty(b.Body), Receipts: []ConsoleReceipt{}}
 	for _, rc := range rs {
@@ -503,5 +680,5 @@ func (s *Server) consoleBillDetail(w http.ResponseWriter, r *http.Request, ps ht
 			Device: rc.DeviceID, ReceivedAt: s.ctime(rc.ReceivedAt), State: rc.State, Attempts: rc.Attempts,
 			LastError: rc.LastError, DeliveredAt: s.ctime(rc.DeliveredAt)})
 	}
-	s.consoleJSON(w, out)
+	return s.consoleJSON(w, out)
 }

@@ -30,13 +30,6 @@ const (
 	// SessionTTL is how long a console login lasts.
 	SessionTTL  = 12 * time.Hour
 	maxSessions = 256 // the oldest go first beyond this
-
-	// After loginFailLimit wrong tokens from one address within
-	// loginFailWindow, that address may not try again for the rest of
-	// the window.
-	loginFailLimit  = 5
-	loginFailWindow = time.Minute
-	maxFailAddrs    = 1024
 )
 
 // How a request proved it may use the operator endpoints.
@@ -60,19 +53,20 @@ type consoleAuth struct {
 	hosts  map[string]bool
 	now    func() time.Time
 
+	// limiter counts wrong tokens, the login form's and the Bearer
+	// header's, and the terminal token's (lan.go).
+	limiter *tokenLimiter
+
 	mu       sync.Mutex
 	sessions map[[32]byte]time.Time // sha256 of the cookie value -> expiry
-	failures map[string]*loginFailures
-}
-
-type loginFailures struct {
-	n     int
-	first time.Time
 }
 
 func newConsoleAuth(token string, now func() time.Time) *consoleAuth {
+	if now == nil {
+		now = time.Now
+	}
 	a := &consoleAuth{token: token, now: now, sessions: map[[32]byte]time.Time{},
-		failures: map[string]*loginFailures{}, hosts: map[string]bool{"localhost": true}}
+		limiter: newTokenLimiter(now), hosts: map[string]bool{"localhost": true}}
 	if _, err := rand.Read(a.secret[:]); err != nil {
 		panic("console: no randomness for the CSRF secret: " + err.Error())
 	}
@@ -125,8 +119,22 @@ func (a *consoleAuth) localHost(host string) bool {
 // authorize tells how r may use the operator endpoints, or why it may not.
 func (a *consoleAuth) authorize(r *http.Request) (access, error) {
 	if a.token != "" {
-		if b := bearer(r); b != "" && tokenOK(b, a.token) {
-			return access{via: viaBearer}, nil
+		if b := bearer(r); b != "" {
+			// On loopback the token is not needed, so not guessed.
+			addr := clientAddr(r)
+			limited := !addr.IsLoopback()
+			if locked, wait := a.limiter.locked(addr); limited && locked {
+				return access{}, lockedOut(wait)
+			}
+			if tokenOK(b, a.token) {
+				if limited {
+					a.limiter.succeeded(addr)
+				}
+				return access{via: viaBearer}, nil
+			}
+			if limited {
+				a.limiter.failed(addr)
+			}
 		}
 		if id, ok := a.session(r); ok {
 			return access{via: viaSession, session: id, csrf: a.sessionCSRF(id)}, nil
@@ -264,45 +272,20 @@ func (a *consoleAuth) endSession(id [32]byte) {
 	a.mu.Unlock()
 }
 
-// locked reports whether addr used up its login attempts.
+// locked reports whether addr may not try a token now (the limiter's
+// rule, lan.go).
 func (a *consoleAuth) locked(addr string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	f := a.failures[addr]
-	if f == nil {
-		return false
-	}
-	if a.now().Sub(f.first) >= loginFailWindow {
-		delete(a.failures, addr)
-		return false
-	}
-	return f.n >= loginFailLimit
+	ip, _ := netip.ParseAddr(addr)
+	locked, _ := a.limiter.locked(ip)
+	return locked
 }
 
 func (a *consoleAuth) failed(addr string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	now := a.now()
-	f := a.failures[addr]
-	if f == nil || now.Sub(f.first) >= loginFailWindow {
-		if len(a.failures) >= maxFailAddrs {
-			for k, old := range a.failures {
-				if now.Sub(old.first) >= loginFailWindow {
-					delete(a.failures, k)
-				}
-			}
-			if len(a.failures) >= maxFailAddrs {
-				clear(a.failures) // a flood from many addresses: start over rather than grow
-			}
-		}
-		f = &loginFailures{first: now}
-		a.failures[addr] = f
-	}
-	f.n++
+	ip, _ := netip.ParseAddr(addr)
+	a.limiter.failed(ip)
 }
 
 func (a *consoleAuth) succeeded(addr string) {
-	a.mu.Lock()
-	delete(a.failures, addr)
-	a.mu.Unlock()
+	ip, _ := netip.ParseAddr(addr)
+	a.limiter.succeeded(ip)
 }

@@ -155,10 +155,10 @@ func TestConsoleLogin(t *testing.T) {
 	if err := s.Park("ev-1", "HTTP 400: no"); err != nil {
 		t.Fatal(err)
 	}
-	h := api.New(api.Config{Store: s, AdminToken: token, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	h := api.New(api.Config{Hosts: testHosts, Store: s, AdminToken: token, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 
 	t.Run("without a token set, the LAN is refused", func(t *testing.T) {
-		noToken := api.New(api.Config{Store: s, Logger: quietLogger()})
+		noToken := api.New(api.Config{Hosts: testHosts, Store: s, Logger: quietLogger()})
 		for _, p := range consolePages {
 			rec := remote(noToken, "GET", p, "")
 			if rec.Code != 403 || !strings.Contains(rec.Body.String(), "--admin-token") || rec.Header().Get("Content-Security-Policy") != api.ConsoleCSP {
@@ -379,11 +379,11 @@ func TestConsoleCSRFLoopback(t *testing.T) {
 	if a := withHost("/admin/api/overview", "localhost:"+u.Port(), "Sec-Fetch-Site", "same-origin"); a.status != 200 {
 		t.Errorf("console at localhost = %d", a.status)
 	}
-	// A program (no browser headers) is not a browser: the CLI with any
-	// --addr keeps working.
-	if a := withHost("/admin/api/status", "shop-pc.example:8480"); a.status != 200 {
-		t.Errorf("status for a program under another host name = %d", a.status)
-	}
+	// DNS rebinding needs no browser headers (issue 16.8): a request
+	// without them under a name that is not this machine's is refused
+	// too; the CLI reaches the daemon by loopback, an address of this PC
+	// or a name of it (--admin-hosts for further ones).
+	wantError(t, "status for a program under another host name", withHost("/admin/api/status", "shop-pc.example:8480"), 403, api.CodeForbidden, "Host")
 }
 
 func consoleGet(t *testing.T, ts *testServer, path string, v any) {
@@ -411,7 +411,8 @@ func TestConsoleOverview(t *testing.T) {
 	}, BriefStatus: func() api.Status {
 		return api.Status{Version: "v9", Name: "till-1", Upstream: shopbridge.UpstreamOffline, UpstreamSince: &since, LastErrorAt: &since,
 			LastError: "dial tcp: connection refused", Terminals: []storage.Terminal{{Device: "dev-1", Address: "192.168.1.20", LastSeen: since, LastKind: "LIST"}},
-			MDNS: shopbridge.MDNSStatus{State: "announcing"}}
+			MDNS:  shopbridge.MDNSStatus{State: "announcing"},
+			Clock: &shopbridge.ClockStatus{SkewSeconds: 31536000, MeasuredAt: since, OK: false, MaxSeconds: 120}}
 	}})
 	seed(t, ts.store)
 	for i, id := range []string{"a", "b", "c"} {
@@ -445,6 +446,9 @@ func TestConsoleOverview(t *testing.T) {
 	}
 	if o.Bills != 4 || o.Receipts != 3 {
 		t.Errorf("counts: %d bills, %d receipts", o.Bills, o.Receipts)
+	}
+	if c := o.Clock; c == nil || c.SkewSeconds != 31536000 || c.OK || c.MaxSeconds != 120 || c.MeasuredAt == nil || c.MeasuredAt.Local != "2026-03-22 23:58:30" {
+		t.Errorf("clock = %+v, want a year behind, measured at 23:58:30 MSK", c)
 	}
 }
 

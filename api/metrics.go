@@ -108,7 +108,7 @@ func (m *metrics) write(w io.Writer) {
 	receiptsAccepted.Write(w, float64(m.receiptsAccepted.Load()))
 }
 
-func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	s.metrics.write(w)
 	outboxReceipts.Write(w, float64(s.cfg.Store.OutboxLen()))
@@ -125,4 +125,5 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, _ httprout
 	for _, m := range s.cfg.Metrics {
 		m.WriteMetrics(w)
 	}
+	return nil
 }

@@ -1,120 +1,18 @@
 package api
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/shopbridge/shopbridge"
 )
 
-// ReceiptEnvelope is what shopbridge reads of a receipt webhook event.
-type ReceiptEnvelope struct {
-	EventID          string
-	Type             string
-	BillID           string
-	SettlementMethod string
-	DeviceID         string
-}
-
-// ParseReceipt checks a receipt body: a JSON object with a non-empty string
-// id and an object data. It reads the fields that settle bills and order
-// the outbox and leaves the bytes alone.
-func ParseReceipt(body []byte) (ReceiptEnvelope, error) {
-	var env ReceiptEnvelope
-	if len(bytes.TrimSpace(body)) == 0 {
-		return env, shopbridge.Errorf(shopbridge.EINVALID, "body", "the body is empty: a receipt is a JSON object")
-	}
-	if !json.Valid(body) {
-		err := json.Unmarshal(body, new(json.RawMessage))
-		return env, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt is not valid JSON: %v", err)
-	}
-	if !utf8.Valid(body) {
-		return env, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt is not valid UTF-8")
-	}
-	var id, data []byte
-	if !members(body, func(k, v []byte) {
-		switch {
-		case keyIs(k, "id"):
-			id = v
-		case keyIs(k, "data"):
-			data = v
-		}
-	}) {
-		return env, shopbridge.Errorf(shopbridge.EINVALID, "body", "the receipt must be a JSON object, not %s", kindOf(bytes.TrimSpace(body)))
-	}
-	switch {
-	case len(id) == 0 || string(id) == "null":
-		return env, shopbridge.Errorf(shopbridge.EMISSING, "id", "the receipt has no event id")
-	case id[0] != '"':
-		return env, shopbridge.Errorf(shopbridge.EINVALID, "id", "the event id must be a string, not %s", id)
-	}
-	if env.EventID = stringValue(id); env.EventID == "" {
-		return env, shopbridge.Errorf(shopbridge.EMISSING, "id", "the event id is empty")
-	}
-	switch {
-	case len(data) == 0 || string(data) == "null":
-		return env, shopbridge.Errorf(shopbridge.EMISSING, "data", "the receipt has no data")
-	case data[0] != '{':
-		return env, shopbridge.Errorf(shopbridge.EINVALID, "data", "data must be an object")
-	}
-	members(data, func(k, v []byte) {
-		switch {
-		case keyIs(k, "type"):
-			env.Type = text(v)
-		case keyIs(k, "deviceId"):
-			env.DeviceID = text(v)
-		case keyIs(k, "extras"):
-			members(v, func(k, v []byte) {
-				switch {
-				case keyIs(k, "billId"):
-					env.BillID = text(v)
-				case keyIs(k, "settlementMethod"):
-					env.SettlementMethod = text(v)
-				}
-			})
-		}
-	})
-	return env, nil
-}
-
-// kindOf names the JSON type of a valid value, for messages.
-func kindOf(v []byte) string {
-	switch v[0] {
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "bool"
-	case 'n':
-		return "null"
-	}
-	return "number"
-}
-
-// text is a JSON string's value or a number's text; "" for anything else.
-func text(raw []byte) string {
-	switch {
-	case len(raw) == 0:
-		return ""
-	case raw[0] == '"':
-		return stringValue(raw)
-	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
-		return string(raw)
-	}
-	return ""
-}
-
 func (s *Server) receipt(w http.ResponseWriter, r *http.Request, _ httprouter.Params, x *exchange) error {
-	if r.ContentLength > MaxBody {
+	if r.ContentLength > shopbridge.MaxBody {
 		return shopbridge.Errorf(shopbridge.ETOOLARGE, "body", "the body is %d bytes, over the 1 MiB limit", r.ContentLength)
 	}
 	body, err := readBody(w, r)
@@ -122,16 +20,11 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	if err != nil {
 		return err
 	}
-	env, err := ParseReceipt(body)
+	env, err := shopbridge.ParseReceipt(body)
 	if err != nil {
 		return err
 	}
-	headers := map[string]string{}
-	for k, v := range r.Header {
-		if strings.HasPrefix(k, "X-Evotor-") && len(v) > 0 {
-			headers[k] = v[0]
-		}
-	}
+	headers := shopbridge.EvotorHeaders(r.Header)
 	device := r.Header.Get("X-Evotor-Device-Uuid")
 	if device == "" {
 		device = env.DeviceID
@@ -167,7 +60,7 @@ const (
 	BodyRate = 100 << 10
 )
 
-// readBody reads a receipt's body within its deadline and up to MaxBody. Its
+// readBody reads a receipt's body within its deadline and up to shopbridge.MaxBody. Its
 // errors say what was wrong with the body, never the socket's error text.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	d := BodyTime
@@ -178,7 +71,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	// Not every ResponseWriter can (a test's recorder): the server's own
 	// timeouts still apply then.
 	_ = rc.SetReadDeadline(time.Now().Add(d))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, shopbridge.MaxBody))
 	if err == nil {
 		_ = rc.SetReadDeadline(time.Time{})
 		return body, nil

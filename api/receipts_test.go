@@ -1,8 +1,6 @@
 package api_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -141,7 +139,7 @@ func bigReceipt(size int) string {
 
 func TestReceiptTooLarge(t *testing.T) {
 	ts := newServer(t, api.Config{})
-	over := bigReceipt(api.MaxBody + 1)
+	over := bigReceipt(shopbridge.MaxBody + 1)
 	wantError(t, "with Content-Length", ts.post(t, "/api/v2/receipts", over), 413, api.CodeTooLarge, "body")
 
 	// Chunked: no Content-Length, the limit bites while reading.
@@ -160,7 +158,7 @@ func TestReceiptTooLarge(t *testing.T) {
 	}
 
 	// Exactly 1 MiB is fine, chunked or not.
-	exact := bigReceipt(api.MaxBody)
+	exact := bigReceipt(shopbridge.MaxBody)
 	if a := ts.post(t, "/api/v2/receipts", exact); a.status != 200 {
 		t.Errorf("1 MiB receipt = %d %s", a.status, a.body)
 	}
@@ -175,70 +173,9 @@ func TestReceiptTooLarge(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("1 MiB chunked duplicate = %d", resp.StatusCode)
 	}
-	if r, err := ts.store.Receipt("big"); err != nil || len(r.Body) != api.MaxBody {
+	if r, err := ts.store.Receipt("big"); err != nil || len(r.Body) != shopbridge.MaxBody {
 		t.Errorf("1 MiB receipt stored: %v", err)
 	}
-}
-
-func TestParseReceipt(t *testing.T) {
-	tests := []struct {
-		name, body string
-		want       api.ReceiptEnvelope
-	}{
-		{"full", receiptBody("ev", "SELL", "49024", "FullSettlement"),
-			api.ReceiptEnvelope{EventID: "ev", Type: "SELL", BillID: "49024", SettlementMethod: "FullSettlement", DeviceID: "20251202-AA8B-407D-80BF-6266DA5332CF"}},
-		{"numeric bill id", `{"id": "ev", "data": {"type": "PAYBACK", "extras": {"billId": 123456789012345678901}}}`,
-			api.ReceiptEnvelope{EventID: "ev", Type: "PAYBACK", BillID: "123456789012345678901"}},
-		{"escaped id", `{"id": "\u0418\/1", "data": {}}`, api.ReceiptEnvelope{EventID: "И/1"}},
-		{"extras not an object", `{"id": "ev", "data": {"type": "SELL", "extras": "x"}}`, api.ReceiptEnvelope{EventID: "ev", Type: "SELL"}},
-		{"extras null", `{"id": "ev", "data": {"extras": null}}`, api.ReceiptEnvelope{EventID: "ev"}},
-		{"keys in other case ignored", `{"id": "ev", "data": {"Type": "SELL", "extras": {"BillId": "1"}}}`, api.ReceiptEnvelope{EventID: "ev"}},
-		{"id other case does not override", `{"id": "ev", "Id": "other", "data": {}}`, api.ReceiptEnvelope{EventID: "ev"}},
-	}
-	for _, tt := range tests {
-		got, err := api.ParseReceipt([]byte(tt.body))
-		if err != nil || got != tt.want {
-			t.Errorf("%s: ParseReceipt = %+v, %v; want %+v", tt.name, got, err, tt.want)
-		}
-	}
-}
-
-func FuzzParseReceipt(f *testing.F) {
-	for _, s := range []string{
-		receiptBody("77fb892f-87ce-43f1-b998-48c848b3073f", "SELL", "49040", "FullSettlement"),
-		`{"id": "a", "data": {}}`,
-		`{"id": "", "data": {}}`,
-		`{"ID": "a", "data": {}}`,
-		`{"id": "a", "Id": "b", "data": {}}`,
-		`{"id": 1, "data": []}`,
-		`{"id": "a", "data": {"extras": {"billId": 1e400}}}`,
-		`null`,
-		`[]`,
-		``,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		env, err := api.ParseReceipt(body)
-		if err != nil {
-			if k := shopbridge.ErrorKind(err); k != shopbridge.EINVALID && k != shopbridge.EMISSING {
-				t.Fatalf("error of kind %q: %v", k, err)
-			}
-			return
-		}
-		var top map[string]json.RawMessage
-		if err := json.Unmarshal(body, &top); err != nil || top == nil {
-			t.Fatalf("accepted a body that is not a JSON object: %q", body)
-		}
-		var id string
-		if err := json.Unmarshal(top["id"], &id); err != nil || id == "" || id != env.EventID {
-			t.Fatalf("accepted %q: id %s, event id %q", body, top["id"], env.EventID)
-		}
-		var data map[string]json.RawMessage
-		if d := bytes.TrimSpace(top["data"]); len(d) == 0 || d[0] != '{' || json.Unmarshal(d, &data) != nil {
-			t.Fatalf("accepted %q with data %s", body, top["data"])
-		}
-	})
 }
 
 // TestReceiptsSurviveReopen: the 200 means durable, so a store reopened

@@ -25,12 +25,6 @@ import (
 	"github.com/shopbridge/shopbridge/storage"
 )
 
-// MaxBody is the largest request body accepted (413 beyond).
-const MaxBody = 1 << 20
-
-// MaxJournalBody is how much of a request or answer body the journal keeps.
-const MaxJournalBody = 64 << 10
-
 // ReadThroughTimeout bounds a miss read through to the upstream.
 const ReadThroughTimeout = 2 * time.Second
 
@@ -55,10 +49,19 @@ type Config struct {
 	Timezone      *time.Location // the shop's time zone for date=today
 	Now           func() time.Time
 	Status        func() Status // admin/api/status body
-	// BriefStatus is Status without ParkedList and PaidTwice, which walk
-	// the store, for the console's polls; nil: Status.
+	// BriefStatus is Status without the store's part (Status.ReadStore),
+	// for the console's polls: the overview reads that part itself, once
+	// per poll, with its own lists; nil: Status.
 	BriefStatus func() Status
 	Metrics     []shopbridge.MetricsWriter // extra /metrics parts
+	// Hosts are further names (or addresses) of this machine that
+	// operator requests may carry in Host (--admin-hosts), besides
+	// loopback, its own addresses and host names (docs/security.md).
+	Hosts []string
+	// HTTPS is the daemon's HTTPS listener, nil when it has none: then
+	// the console from another PC answers over plain HTTP too; with it,
+	// plain HTTP from another PC is sent there (https.go).
+	HTTPS *shopbridge.HTTPSStatus
 }
 
 // Server holds the handlers and their counters.
@@ -68,8 +71,14 @@ type Server struct {
 	router  *httprouter.Router
 	metrics *metrics
 	auth    *consoleAuth
+	hosts   *hostCheck
+	limiter *tokenLimiter
 	bufs    sync.Pool
 	states  sync.Pool
+	// http serves from Open to Close; serveErr has what its Serve calls
+	// returned.
+	http     *http.Server
+	serveErr chan error
 }
 
 // New builds the handlers.
@@ -86,7 +95,17 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger.With("part", "http"), metrics: newMetrics(), auth: newConsoleAuth(cfg.AdminToken, cfg.Now)}
+	s := &Server{cfg: cfg, logger: cfg.Logger.With("part", "http"), metrics: newMetrics(), auth: newConsoleAuth(cfg.AdminToken, cfg.Now),
+		hosts: newHostCheck(cfg.Hosts)}
+	s.limiter = s.auth.limiter // one limiter for admin and terminal tokens
+	s.limiter.onLock = func(scope string, n netip.Prefix) {
+		if scope == "global" {
+			s.logger.Warn("wrong tokens from many addresses: tokens are refused from every address that has not presented a right one lately",
+				"last_client", n.String(), "budget_per_minute", int(time.Minute/globalEvery))
+			return
+		}
+		s.logger.Warn("wrong tokens: client locked out", "client", n.String(), "failures", limitFails, "window", limitWindow.String())
+	}
 	s.bufs.New = func() any { b := make([]byte, 0, 4096); return &b }
 	s.states.New = func() any { return new(requestState) }
 	r := httprouter.New()
@@ -95,10 +114,10 @@ func New(cfg Config) *Server {
 	r.HandleMethodNotAllowed = true
 	r.HandleOPTIONS = false
 
-	r.GET("/api/v2/hello", s.terminal("HELLO", false, s.hello))
-	r.GET("/api/v2/list", s.terminal("LIST", true, s.list))
-	r.GET("/api/v2/bill/byid/:id", s.terminal("BILL", true, s.billByID))
-	r.POST("/api/v2/receipts", s.terminal("RECEIPT", true, s.receipt))
+	r.GET("/api/v2/hello", s.terminal(shopbridge.KindHello, false, s.hello))
+	r.GET("/api/v2/list", s.terminal(shopbridge.KindList, true, s.list))
+	r.GET("/api/v2/bill/byid/:id", s.terminal(shopbridge.KindBill, true, s.billByID))
+	r.POST("/api/v2/receipts", s.terminal(shopbridge.KindReceipt, true, s.receipt))
 
 	r.GET("/healthz", s.healthz)
 	r.GET("/metrics", s.admin(s.serveMetrics))
@@ -106,16 +125,18 @@ func New(cfg Config) *Server {
 	r.GET("/admin/api/journal", s.admin(s.journal))
 	r.GET("/admin/api/backup", s.admin(s.backup))
 	r.POST("/admin/api/outbox/:id/retry", s.admin(s.retry))
+	r.GET("/admin/api/outbox", s.admin(s.queuePage(cfg.Store.Outbox, func(st storage.Stats) int { return st.Outbox })))
+	r.GET("/admin/api/parked", s.admin(s.queuePage(cfg.Store.ParkedAfter, func(st storage.Stats) int { return st.Parked })))
 	s.consoleRoutes(r)
 
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		s.fail(w, shopbridge.Errorf(shopbridge.ENOTFOUND, req.URL.Path, "no such route %s", req.URL.Path))
+		s.failFor(w, req, shopbridge.Errorf(shopbridge.ENOTFOUND, req.URL.Path, "no such route %s", req.URL.Path))
 	})
 	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		s.fail(w, shopbridge.Errorf(shopbridge.EMETHOD, req.URL.Path, "method %s is not allowed on %s", req.Method, req.URL.Path))
+		s.failFor(w, req, shopbridge.Errorf(shopbridge.EMETHOD, req.URL.Path, "method %s is not allowed on %s", req.Method, req.URL.Path))
 	})
 	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
-		s.logger.Error("panic in handler", "path", req.URL.Path, "panic", fmt.Sprint(v))
+		s.logger.Error("panic in handler", "path", logText(req.URL.Path), "panic", logText(fmt.Sprint(v)))
 		s.fail(w, errors.New("panic"))
 	}
 	s.router = r
@@ -148,10 +169,46 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ok = s.allowed(clientAddr(r))
 	}
 	if !ok {
-		s.fail(w, shopbridge.Errorf(shopbridge.EFORBIDDEN, "client", "client address %s is not allowed (see --allow)", clientAddr(r)))
+		s.failFor(w, r, shopbridge.Errorf(shopbridge.EFORBIDDEN, "client", "client address %s is not allowed (see --allow)", clientAddr(r)))
 		return
 	}
+	p := r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/api/"):
+		// A web page's request is refused on every terminal route, a
+		// CORS preflight (which the router would answer 405) too, and
+		// journalled like any terminal call.
+		if why := crossSite(r); why != "" {
+			s.terminal(terminalKind(p), false, func(http.ResponseWriter, *http.Request, httprouter.Params, *exchange) error {
+				return browserRefused(why)
+			})(w, r, nil)
+			return
+		}
+	case p == "/metrics" || p == "/admin" || strings.HasPrefix(p, "/admin/"):
+		if !s.hosts.ok(r.Host, localAddr(r)) {
+			s.failAdmin(w, r, hostRefused(r.Host)) // a browser gets the console's page
+			return
+		}
+		if p != "/metrics" && s.toHTTPS(w, r) {
+			return
+		}
+	}
 	s.router.ServeHTTP(w, r)
+}
+
+// terminalKind is the journal kind of a terminal path.
+func terminalKind(p string) string {
+	switch {
+	case p == "/api/v2/hello":
+		return shopbridge.KindHello
+	case p == "/api/v2/list":
+		return shopbridge.KindList
+	case strings.HasPrefix(p, "/api/v2/bill/"):
+		return shopbridge.KindBill
+	case p == "/api/v2/receipts":
+		return shopbridge.KindReceipt
+	}
+	return shopbridge.KindTerminal
 }
 
 // checkSize enforces MaxURL and MaxHeader.
@@ -207,12 +264,27 @@ func (s *Server) allowed(a netip.Addr) bool {
 	return false
 }
 
+// failFor answers a refusal: a browser's request for anything but the
+// terminal protocol gets the console's page saying why (console.go); the
+// terminal protocol and programs get the Evotor error body.
+func (s *Server) failFor(w http.ResponseWriter, r *http.Request, err error) {
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		s.fail(w, err)
+		return
+	}
+	s.failAdmin(w, r, err)
+}
+
 // fail writes the Evotor error body for err.
 func (s *Server) fail(w http.ResponseWriter, err error) {
 	status, body := errorBody(err)
 	// Only the unexpected: a store that cannot write says so once itself.
 	if status == http.StatusInternalServerError {
 		s.logger.Error("request failed", "err", err)
+	}
+	var c *coded
+	if errors.As(err, &c) && c.retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(c.retry))
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
@@ -232,7 +304,9 @@ func tokenOK(got, want string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }
 
-// handler is a terminal call: it returns the answer's source or an error.
+// handler is a terminal call: it writes the answer and sets x.source to
+// where the answer came from ("store", "upstream", "duplicate"), or returns
+// an error, which terminal turns into the Evotor error body.
 type handler func(w http.ResponseWriter, r *http.Request, ps httprouter.Params, x *exchange) error
 
 // exchange is one terminal request on its way to the journal.
@@ -251,10 +325,8 @@ func (s *Server) terminal(kind string, needToken bool, h handler) httprouter.Han
 		st.recorder = recorder{ResponseWriter: w, status: http.StatusOK, keep: s.cfg.Journal != nil}
 		st.exchange = exchange{source: "store"}
 		rec, x := &st.recorder, &st.exchange
-		var err error
-		if needToken && s.cfg.TerminalToken != "" && !tokenOK(bearer(r), s.cfg.TerminalToken) {
-			err = shopbridge.Errorf(shopbridge.EUNAUTHORIZED, "Authorization", "missing or wrong terminal token")
-		} else {
+		err := s.checkTerminal(r, needToken)
+		if err == nil {
 			err = h(rec, r, ps, x)
 		}
 		if err != nil {
@@ -269,7 +341,7 @@ func (s *Server) terminal(kind string, needToken bool, h handler) httprouter.Han
 				q = qq
 			}
 			e := shopbridge.JournalEntry{
-				Time: start, Client: clientHost(r.RemoteAddr), Device: r.Header.Get("X-Evotor-Device-Uuid"),
+				Time: start, Client: clientHost(r.RemoteAddr), Device: clipID(r.Header.Get("X-Evotor-Device-Uuid")),
 				Kind: kind, Method: r.Method, Path: r.URL.Path, Query: q, ReqBody: clip(x.reqBody),
 				ReqReceipt: x.receipt, Status: rec.status, RespBody: rec.body, Duration: d, Source: x.source,
 			}
@@ -282,6 +354,41 @@ func (s *Server) terminal(kind string, needToken bool, h handler) httprouter.Han
 		*st = requestState{}
 		s.states.Put(st)
 	}
+}
+
+// checkTerminal is what every terminal call must pass before its handler:
+// a device header of sane length and, where needed, the terminal token
+// (through the limiter).
+func (s *Server) checkTerminal(r *http.Request, needToken bool) error {
+	if n := len(r.Header.Get("X-Evotor-Device-Uuid")); n > shopbridge.MaxID {
+		return tooLong("X-Evotor-Device-UUID", n)
+	}
+	if !needToken || s.cfg.TerminalToken == "" {
+		return nil
+	}
+	got := bearer(r)
+	if got == "" {
+		return shopbridge.Errorf(shopbridge.EUNAUTHORIZED, "Authorization", "missing or wrong terminal token")
+	}
+	a := clientAddr(r)
+	if locked, wait := s.limiter.locked(a); locked {
+		return lockedOut(wait)
+	}
+	if !tokenOK(got, s.cfg.TerminalToken) {
+		s.limiter.failed(a)
+		return shopbridge.Errorf(shopbridge.EUNAUTHORIZED, "Authorization", "missing or wrong terminal token")
+	}
+	s.limiter.succeeded(a)
+	return nil
+}
+
+// clipID keeps at most shopbridge.MaxID bytes of a client's identifier for the
+// journal (whose terminals are keyed by it).
+func clipID(s string) string {
+	if len(s) > shopbridge.MaxID {
+		return s[:shopbridge.MaxID]
+	}
+	return s
 }
 
 // requestState is a terminal request's recorder and exchange, pooled: two
@@ -313,8 +420,8 @@ func unescape(q string) (string, error) {
 }
 
 func clip(b []byte) []byte {
-	if len(b) > MaxJournalBody {
-		return b[:MaxJournalBody]
+	if len(b) > shopbridge.MaxJournalBody {
+		return b[:shopbridge.MaxJournalBody]
 	}
 	return b
 }
@@ -337,8 +444,8 @@ func (r *recorder) WriteHeader(code int) {
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (r *recorder) Write(p []byte) (int, error) {
-	if r.keep && len(r.body) < MaxJournalBody {
-		n := min(len(p), MaxJournalBody-len(r.body))
+	if r.keep && len(r.body) < shopbridge.MaxJournalBody {
+		n := min(len(p), shopbridge.MaxJournalBody-len(r.body))
 		r.body = append(r.body, p[:n]...)
 	}
 	return r.ResponseWriter.Write(p)
@@ -355,17 +462,44 @@ func (r *recorder) writeShared(status int, body []byte) {
 	}
 }
 
+// opHandler is an operator endpoint or a console form: it writes the
+// answer, or returns an error, which its wrapper (admin, answer, form)
+// turns into the answer.
+type opHandler func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) error
+
 // admin guards operator endpoints: loopback always, others only with the
 // admin token (or a console session) when one is configured; a browser's
 // state-changing requests also need the console's CSRF token
-// (console_auth.go).
-func (s *Server) admin(h httprouter.Handle) httprouter.Handle {
+// (console_auth.go). A refusal gets the console's page for a browser; h's
+// own error gets the Evotor error body, as from answer.
+func (s *Server) admin(h opHandler) httprouter.Handle {
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		if _, err := s.auth.allow(r); err != nil {
-			s.fail(w, err)
+			s.failAdmin(w, r, err)
 			return
 		}
-		h(w, r, ps)
+		if err := h(w, r, ps); err != nil {
+			s.fail(w, err)
+		}
+	}
+}
+
+// answer turns h's error into the Evotor error body, for a browser too.
+func (s *Server) answer(h opHandler) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		if err := h(w, r, ps); err != nil {
+			s.fail(w, err)
+		}
+	}
+}
+
+// form turns h's error into failAdmin's answer: a page saying why for a
+// browser (the console's own form posts), the Evotor body for a program.
+func (s *Server) form(h opHandler) httprouter.Handle {
+	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		if err := h(w, r, ps); err != nil {
+			s.failAdmin(w, r, err)
+		}
 	}
 }
 
@@ -382,13 +516,15 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 }
 
 // Evotor error codes. 2001 and 2002 are Evotor's documented codes; the others
-// are shopbridge's, listed in the README.
+// are shopbridge's, listed in docs/protocol.md.
 const (
 	CodeSyntax       = 2001 // 400: the request is not well-formed
 	CodeMissingField = 2002 // 400: a required field is absent or empty
 	CodeInvalidValue = 2003 // 400: a parameter has a value that cannot be used
 	CodeUnauthorized = 1001 // 401: missing or wrong terminal token
 	CodeForbidden    = 1002 // 403: the client address is not allowed
+	CodeBrowser      = 1003 // 403: a terminal request from a web page (lan.go)
+	CodeLocked       = 1004 // 429: too many wrong tokens (lan.go)
 	CodeNotFound     = 2004 // 404: unknown bill or route
 	CodeMethod       = 2005 // 405
 	CodeConflict     = 2006 // 409: event id already used with other content
@@ -404,6 +540,10 @@ const (
 
 // errorStatus maps the project's error kinds to HTTP status and Evotor code.
 func errorStatus(err error) (status, code int) {
+	var c *coded
+	if errors.As(err, &c) {
+		return c.status, c.code
+	}
 	switch shopbridge.ErrorKind(err) {
 	case shopbridge.EINVALID:
 		return http.StatusBadRequest, CodeSyntax
@@ -444,13 +584,20 @@ func errorBody(err error) (status int, body []byte) {
 	status, code := errorStatus(err)
 	reason := err.Error()
 	var e *shopbridge.Error
-	if errors.As(err, &e) {
+	var c *coded
+	if errors.As(err, &c) {
+		reason = c.msg
+	} else if errors.As(err, &e) {
 		reason = e.Message
 	}
 	if status == http.StatusInternalServerError {
 		reason = "internal error" // details go to the log, not to terminals
 	}
-	return status, errorJSON(code, reason, shopbridge.ErrorSubject(err))
+	subject := shopbridge.ErrorSubject(err)
+	if c != nil {
+		subject = c.subject
+	}
+	return status, errorJSON(code, reason, subject)
 }
 
 func errorJSON(code int, reason, subject string) []byte {

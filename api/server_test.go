@@ -21,40 +21,38 @@ import (
 
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/api"
+	"github.com/shopbridge/shopbridge/internal/journaltest"
 	"github.com/shopbridge/shopbridge/storage"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// memJournal keeps what the HTTP layer records.
-type memJournal struct {
-	mu      sync.Mutex
-	entries []shopbridge.JournalEntry
-}
-
-func (j *memJournal) Record(e shopbridge.JournalEntry) {
-	j.mu.Lock()
-	j.entries = append(j.entries, e)
-	j.mu.Unlock()
-}
-
-func (j *memJournal) last() shopbridge.JournalEntry {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.entries[len(j.entries)-1]
-}
-
 // testServer is a real HTTP server on 127.0.0.1 over a real store.
 type testServer struct {
 	*httptest.Server
 	store   *storage.Store
-	journal *memJournal
+	journal *journaltest.Journal
 	handler *api.Server
+}
+
+// testHosts are the Host names the tests' requests carry besides
+// loopback's: httptest.NewRequest's example.com and the shop PC the
+// console tests pretend to be.
+var testHosts = []string{"example.com", "shop-pc"}
+
+// lastEntry is the newest entry of the server's journal.
+func (ts *testServer) lastEntry(t *testing.T) shopbridge.JournalEntry {
+	t.Helper()
+	e, ok := ts.journal.Last()
+	if !ok {
+		t.Fatal("nothing in the journal")
+	}
+	return e
 }
 
 func newServer(t *testing.T, cfg api.Config) *testServer {
 	t.Helper()
-	ts := &testServer{store: cfg.Store, journal: &memJournal{}}
+	ts := &testServer{store: cfg.Store, journal: &journaltest.Journal{}}
 	if ts.store == nil {
 		ts.store = storetest.MustOpen(t)
 	}
@@ -64,6 +62,9 @@ func newServer(t *testing.T, cfg api.Config) *testServer {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
+	}
+	if cfg.Hosts == nil {
+		cfg.Hosts = testHosts
 	}
 	ts.handler = api.New(cfg)
 	ts.Server = httptest.NewServer(ts.handler)
@@ -151,7 +152,7 @@ func seed(t *testing.T, s *storage.Store) {
 	t.Helper()
 	var sums []shopbridge.BillSummary
 	for _, raw := range fixtureSummaries {
-		sum, err := storage.ParseSummary([]byte(raw))
+		sum, err := shopbridge.ParseSummary([]byte(raw))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -349,7 +350,7 @@ func TestReadThrough(t *testing.T) {
 	if a.status != 200 || string(a.body) != string(rt.bills["777"]) {
 		t.Errorf("read-through bill = %d %s", a.status, a.body)
 	}
-	if e := ts.journal.last(); e.Source != "upstream" {
+	if e := ts.lastEntry(t); e.Source != "upstream" {
 		t.Errorf("journal source %q, want upstream", e.Source)
 	}
 	wantError(t, "unknown upstream bill", ts.get(t, "/api/v2/bill/byid/778"), 404, api.CodeNotFound, "id")
@@ -444,7 +445,7 @@ func TestAllowList(t *testing.T) {
 			t.Errorf("%s from loopback with --allow 192.168.1.0/24: %d %s, want 200", path, a.status, a.body)
 		}
 	}
-	lan := api.New(api.Config{Store: storetest.MustOpen(t), Logger: quietLogger(), Allow: allow})
+	lan := api.New(api.Config{Hosts: testHosts, Store: storetest.MustOpen(t), Logger: quietLogger(), Allow: allow})
 	for addr, want := range map[string]int{
 		"192.168.1.20:1": 200, "127.0.0.1:1": 200, "127.3.4.5:1": 200, "[::1]:1": 200, "[::ffff:127.0.0.1]:1": 200,
 		"192.168.2.20:1": 403, "10.1.2.3:1": 403, "203.0.113.5:1": 403, "garbage": 403,
@@ -476,7 +477,7 @@ func TestAllowList(t *testing.T) {
 
 	// Default: private ranges yes, public no (the handler, called with
 	// crafted client addresses).
-	h := api.New(api.Config{Store: storetest.MustOpen(t), Logger: quietLogger()})
+	h := api.New(api.Config{Hosts: testHosts, Store: storetest.MustOpen(t), Logger: quietLogger()})
 	for addr, want := range map[string]int{
 		"192.168.1.20:50000": 200, "10.1.2.3:1": 200, "172.31.0.1:1": 200, "169.254.3.3:1": 200,
 		"[fe80::1]:1": 200, "[fd00::5]:1": 200, "[::ffff:192.168.1.20]:1": 200, "127.0.0.1:1": 200,
@@ -498,7 +499,7 @@ func TestAllowList(t *testing.T) {
 // request is served.
 func TestAllowListPerConnection(t *testing.T) {
 	allow := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
-	h := api.New(api.Config{Store: storetest.MustOpen(t), Logger: quietLogger(), Allow: allow})
+	h := api.New(api.Config{Hosts: testHosts, Store: storetest.MustOpen(t), Logger: quietLogger(), Allow: allow})
 	for addr, want := range map[string]int{
 		"10.1.2.3:1": 200, "127.0.0.1:1": 200, "[::1]:1": 200, "192.168.1.20:50000": 403, "203.0.113.5:1": 403,
 	} {
@@ -606,7 +607,7 @@ func TestJournalRecords(t *testing.T) {
 	ts := newServer(t, api.Config{})
 	seed(t, ts.store)
 	ts.get(t, "/api/v2/list?date=2026-03-22&number=50%20259", "X-Evotor-Device-UUID", "dev-7", "Authorization", "Bearer tok")
-	e := ts.journal.last()
+	e := ts.lastEntry(t)
 	if e.Kind != "LIST" || e.Method != "GET" || e.Path != "/api/v2/list" || e.Query != "date=2026-03-22&number=50 259" ||
 		e.Device != "dev-7" || e.Client != "127.0.0.1" || e.Status != 200 || string(e.RespBody) != "[]" || e.Source != "store" {
 		t.Errorf("journal entry = %+v", e)
@@ -614,24 +615,24 @@ func TestJournalRecords(t *testing.T) {
 	body := receiptBody("ev-j", "SELL", "", "")
 	ts.post(t, "/api/v2/receipts", body)
 	// An accepted receipt's bytes are in the store: the entry names it.
-	if e := ts.journal.last(); e.Kind != "RECEIPT" || e.ReqReceipt != "ev-j" || e.ReqBody != nil || e.Status != 200 {
+	if e := ts.lastEntry(t); e.Kind != "RECEIPT" || e.ReqReceipt != "ev-j" || e.ReqBody != nil || e.Status != 200 {
 		t.Errorf("receipt entry = %+v", e)
 	}
 	// A refused one keeps its own bytes.
 	other := receiptBody("ev-j", "PAYBACK", "", "")
 	ts.post(t, "/api/v2/receipts", other)
-	if e := ts.journal.last(); e.Status != 409 || e.ReqReceipt != "" || string(e.ReqBody) != other {
+	if e := ts.lastEntry(t); e.Status != 409 || e.ReqReceipt != "" || string(e.ReqBody) != other {
 		t.Errorf("conflicting receipt entry = %+v", e)
 	}
 	ts.post(t, "/api/v2/receipts", body)
-	if e := ts.journal.last(); e.Source != "duplicate" {
+	if e := ts.lastEntry(t); e.Source != "duplicate" {
 		t.Errorf("duplicate receipt entry source %q", e.Source)
 	}
 	ts.get(t, "/api/v2/bill/byid/1")
-	if e := ts.journal.last(); e.Kind != "BILL" || e.Status != 404 || !strings.Contains(string(e.RespBody), `"code":2004`) {
+	if e := ts.lastEntry(t); e.Kind != "BILL" || e.Status != 404 || !strings.Contains(string(e.RespBody), `"code":2004`) {
 		t.Errorf("404 entry = %+v", e)
 	}
-	for _, e := range ts.journal.entries {
+	for _, e := range ts.journal.Entries() {
 		if strings.Contains(fmt.Sprintf("%+v", e), "tok") {
 			t.Errorf("the Authorization token reached the journal: %+v", e)
 		}

@@ -56,8 +56,11 @@ func ParseListParams(rawQuery string) (ListParams, error) {
 	}
 	if p.Date != "" && p.Date != "today" {
 		if _, err := time.Parse("2006-01-02", p.Date); err != nil || len(p.Date) != 10 {
-			return ListParams{}, shopbridge.Errorf(shopbridge.EVALUE, "date", "date must be \"today\" or YYYY-MM-DD, not %q", p.Date)
+			return ListParams{}, shopbridge.Errorf(shopbridge.EVALUE, "date", "date must be \"today\" or YYYY-MM-DD, not %q", logText(p.Date))
 		}
+	}
+	if len(p.Number) > shopbridge.MaxID {
+		return ListParams{}, tooLong("number", len(p.Number))
 	}
 	return p, nil
 }
@@ -115,8 +118,8 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 
 func (s *Server) billByID(w http.ResponseWriter, r *http.Request, ps httprouter.Params, x *exchange) error {
 	id := ps.ByName("id")
-	if !storage.ValidID(id) {
-		return shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %q (ids are whole numbers)", id)
+	if !shopbridge.ValidID(id) {
+		return shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %q (ids are whole numbers)", logText(id))
 	}
 	body, err := s.cfg.Store.SharedBillBody(id)
 	if shopbridge.ErrorKind(err) == shopbridge.ENOTFOUND && s.cfg.ReadThrough != nil {

@@ -18,6 +18,7 @@ type State struct {
 	Fault       Fault            `json:"fault"`
 	FaultActive bool             `json:"fault_active"` // the fault is in its on phase
 	Latency     string           `json:"latency"`      // base latency, a Go duration
+	ClockOffset string           `json:"clock_offset"` // added to the Date of answers, a Go duration
 	Bills       int              `json:"bills"`
 	Settled     int              `json:"settled"` // bills settled by receipts (Config.Settle)
 	Receipts    int              `json:"receipts"`
@@ -33,7 +34,7 @@ func (s *Server) State() State {
 	s.mu.Lock()
 	st := State{
 		API: s.apiAddr, Control: s.ctlAddr, System: s.system, Fault: s.fault, FaultActive: s.faultOn,
-		Latency: s.latency.String(), Bills: len(s.bills), Settled: len(s.settled), Receipts: len(s.receipts),
+		Latency: s.latency.String(), ClockOffset: s.clock.String(), Bills: len(s.bills), Settled: len(s.settled), Receipts: len(s.receipts),
 		MaxConcurrent: s.maxConc, PeakCalls: s.peak, Refused: s.refused,
 	}
 	s.mu.Unlock()
@@ -83,6 +84,25 @@ func (s *Server) controlHandler() http.Handler {
 			ctlError(w, http.StatusBadRequest, fmt.Errorf("latency: %w", err))
 			return
 		}
+		writeJSON(w, http.StatusOK, s.State())
+	})
+	mux.HandleFunc("PUT /clock", func(w http.ResponseWriter, r *http.Request) {
+		var v struct {
+			Offset *string `json:"offset"`
+		}
+		if !readJSON(w, r, &v) {
+			return
+		}
+		if v.Offset == nil {
+			ctlError(w, http.StatusBadRequest, fmt.Errorf("offset: missing"))
+			return
+		}
+		d, err := time.ParseDuration(*v.Offset)
+		if err != nil {
+			ctlError(w, http.StatusBadRequest, fmt.Errorf("offset: %w", err))
+			return
+		}
+		s.SetClockOffset(d)
 		writeJSON(w, http.StatusOK, s.State())
 	})
 	mux.HandleFunc("PUT /max-concurrent", func(w http.ResponseWriter, r *http.Request) {
@@ -187,6 +207,9 @@ func (s *Server) controlHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /counters", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.Counters())
+	})
+	mux.HandleFunc("GET /calls", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.Calls())
 	})
 	mux.HandleFunc("DELETE /counters", func(w http.ResponseWriter, r *http.Request) {
 		s.ResetCounters()
@@ -304,6 +327,12 @@ func (c *Control) SetLatency(d time.Duration) error {
 	return c.do(http.MethodPut, "/latency", mustJSON(map[string]string{"latency": d.String()}), nil)
 }
 
+// SetClockOffset sets the simulator's clock offset (see
+// Server.SetClockOffset).
+func (c *Control) SetClockOffset(d time.Duration) error {
+	return c.do(http.MethodPut, "/clock", mustJSON(map[string]string{"offset": d.String()}), nil)
+}
+
 // SetMaxConcurrent sets how many calls are served at once; 0 means no limit.
 func (c *Control) SetMaxConcurrent(n int) error {
 	return c.do(http.MethodPut, "/max-concurrent", mustJSON(map[string]int{"max_concurrent": n}), nil)
@@ -355,6 +384,13 @@ func (c *Control) Counters() (map[string]int64, error) {
 	m := map[string]int64{}
 	err := c.do(http.MethodGet, "/counters", nil, &m)
 	return m, err
+}
+
+// Calls returns the calls that arrived, oldest first.
+func (c *Control) Calls() ([]Call, error) {
+	var cs []Call
+	err := c.do(http.MethodGet, "/calls", nil, &cs)
+	return cs, err
 }
 
 // ResetCounters sets the counters to zero.

@@ -56,7 +56,9 @@
 // flapping on and off every Fault.Flap. SetLatency adds a base latency.
 // Config.MaxConcurrent (SetMaxConcurrent) answers 429 to calls beyond that
 // many in progress at once, as an upstream limiting a client's concurrency
-// does; Concurrency reports the peak and the refusals.
+// does; Concurrency reports the peak and the refusals. SetClockOffset puts
+// the simulator's clock (its answers' Date header) ahead or behind, as an
+// upstream sees a PC whose clock is wrong.
 //
 // # Control listener
 //
@@ -68,6 +70,7 @@
 //	                     or {"mode":"429","kind":"receipts","retry_after":"3s"}
 //	DELETE /fault        clear the fault
 //	PUT    /latency      {"latency":"50ms"}
+//	PUT    /clock        {"offset":"-8760h"}: answers' Date is their arrival plus offset (SetClockOffset)
 //	PUT    /max-concurrent {"max_concurrent":8}; 0 lifts the limit
 //	PUT    /system       {"system":"..."}
 //	PUT    /data         a whole data file: replaces system, bills and list
@@ -80,7 +83,8 @@
 //	GET    /receipts     [Receipt]: bodies are base64, headers a map
 //	DELETE /receipts     forget recorded receipts (204)
 //	GET    /counters     {"hello": n, "list": n, "bill": n, "receipts": n, "other": n}
-//	DELETE /counters     zero the counters, the peak concurrency and refusals (204)
+//	GET    /calls        [Call]: every /api/v2 call's arrival time, kind, path and fault (the last 65,536)
+//	DELETE /counters     zero the counters, the calls, the peak concurrency and refusals (204)
 //
 // Control errors are {"error": "text"} with status 400 or 404.
 package crmsim

@@ -3,6 +3,7 @@ package crmsim_test
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/shopbridge/shopbridge/internal/crmsimtest"
 	"io"
 	"net/http"
 	"os"
@@ -86,7 +87,7 @@ func evotorError(t *testing.T, b []byte) int {
 }
 
 func TestHello(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{})
+	s := crmsimtest.MustOpen(t, crmsim.Config{})
 	st, b := get(t, s.URL()+"/api/v2/hello")
 	if want := `{"system": "new-sens-gel, sens-khabarovsk", "protocol": "0.1.0"}`; st != 200 || string(b) != want {
 		t.Fatalf("hello = %d %s, want 200 %s", st, b, want)
@@ -100,7 +101,7 @@ func TestHello(t *testing.T) {
 func TestList(t *testing.T) {
 	loc := time.FixedZone("Asia/Vladivostok", 10*3600)
 	today := time.Now().In(loc)
-	s := crmsim.MustOpen(t, crmsim.Config{Timezone: loc})
+	s := crmsimtest.MustOpen(t, crmsim.Config{Timezone: loc})
 	todayBill := `{"id": 777, "date": "` + today.Format(time.DateOnly) + ` 00:00:01", "summ": 1.5, "number": "T-1", "customer": {"name": "  Пётр  "}}`
 	if err := s.PutBill([]byte(todayBill)); err != nil {
 		t.Fatal(err)
@@ -153,7 +154,7 @@ func TestList(t *testing.T) {
 }
 
 func TestBillFidelity(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{})
+	s := crmsimtest.MustOpen(t, crmsim.Config{})
 	t.Run("journal bill served as embedded", func(t *testing.T) {
 		st, b := get(t, s.URL()+"/api/v2/bill/byid/49040")
 		if st != 200 {
@@ -208,7 +209,7 @@ func TestBillFidelity(t *testing.T) {
 }
 
 func TestReceipts(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{Control: "127.0.0.1:0"})
+	s := crmsimtest.MustOpen(t, crmsim.Config{Control: "127.0.0.1:0"})
 	ctl := &crmsim.Control{URL: s.ControlURL()}
 	body := []byte(`{"id": "bef47ac2", "data": {"type": "SELL", "totalAmount": 4604.04, "extras": {"billId": "49040"}}}`)
 	hdr := map[string]string{
@@ -259,7 +260,7 @@ func TestReceipts(t *testing.T) {
 }
 
 func TestToken(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{Token: "s3cret"})
+	s := crmsimtest.MustOpen(t, crmsim.Config{Token: "s3cret"})
 	for _, path := range []string{"/api/v2/hello", "/api/v2/list", "/api/v2/bill/byid/49040"} {
 		for _, auth := range []string{"", "Bearer wrong", "s3cret"} {
 			st, b, _ := call(t, "GET", s.URL()+path, nil, map[string]string{"Authorization": auth})
@@ -280,7 +281,7 @@ func TestToken(t *testing.T) {
 }
 
 func TestControlBills(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{Control: "127.0.0.1:0"})
+	s := crmsimtest.MustOpen(t, crmsim.Config{Control: "127.0.0.1:0"})
 	ctl := &crmsim.Control{URL: s.ControlURL()}
 	if err := ctl.PutBill([]byte(`{"id": 1, "date": "2026-03-23 09:00:00", "summ": 10, "number": "N1"}`)); err != nil {
 		t.Fatal(err)
@@ -357,7 +358,7 @@ func TestDefaultDataMatchesJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := crmsim.MustOpen(t, crmsim.Config{})
+	s := crmsimtest.MustOpen(t, crmsim.Config{})
 	for _, line := range bytes.Split(bytes.TrimSpace(f), []byte("\n")) {
 		var e struct {
 			Direction, Kind string
@@ -393,7 +394,7 @@ func TestDefaultDataMatchesJournal(t *testing.T) {
 }
 
 func TestSettle(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{Settle: true})
+	s := crmsimtest.MustOpen(t, crmsim.Config{Settle: true})
 	post := func(body string) {
 		t.Helper()
 		if st, b, _ := call(t, "POST", s.URL()+"/api/v2/receipts", []byte(body), nil); st != 200 {
@@ -425,7 +426,7 @@ func TestSettle(t *testing.T) {
 		t.Fatal("a PAYBACK did not reopen the bill")
 	}
 	// Without Settle, receipts change nothing.
-	plain := crmsim.MustOpen(t, crmsim.Config{})
+	plain := crmsimtest.MustOpen(t, crmsim.Config{})
 	call(t, "POST", plain.URL()+"/api/v2/receipts", []byte(`{"id": "2", "data": {"type": "SELL", "extras": {"billId": "49040"}}}`), nil)
 	if plain.Settled("49040") {
 		t.Fatal("settled without Config.Settle")
@@ -436,7 +437,7 @@ func TestSettle(t *testing.T) {
 // entry's exact bytes by every list call, while bill/byid keeps the bill;
 // the entry can be replaced and dropped.
 func TestControlListEntry(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{Control: "127.0.0.1:0", Data: &crmsim.Data{}})
+	s := crmsimtest.MustOpen(t, crmsim.Config{Control: "127.0.0.1:0", Data: &crmsim.Data{}})
 	ctl := &crmsim.Control{URL: s.ControlURL()}
 	const day = "2026-03-23"
 	bill := `{"id": 7, "date": "` + day + ` 09:00:00", "summ": 7, "number": "N\/7", "customer": {"name": " Ann "}}`
@@ -485,4 +486,57 @@ func TestControlListEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	listed("bill put again", derived)
+}
+
+// TestClockOffset: the simulator's answers carry a Date moved by the
+// offset set in process or over the control listener (errors for a bad
+// offset), and net/http's own Date again at 0.
+func TestClockOffset(t *testing.T) {
+	s := crmsimtest.MustOpen(t, crmsim.Config{Control: "127.0.0.1:0"})
+	ctl := &crmsim.Control{URL: s.ControlURL()}
+	dateOf := func(path string) time.Duration {
+		t.Helper()
+		resp, err := http.Get(s.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		d, err := http.ParseTime(resp.Header.Get("Date"))
+		if err != nil {
+			t.Fatalf("%s: Date %q: %v", path, resp.Header.Get("Date"), err)
+		}
+		return time.Until(d)
+	}
+	near := func(got, want time.Duration) bool { return (got - want).Abs() <= 2*time.Second }
+	if d := dateOf("/api/v2/hello"); !near(d, 0) {
+		t.Errorf("Date without an offset is %v away", d)
+	}
+	const year = 365 * 24 * time.Hour
+	s.SetClockOffset(year)
+	for _, p := range []string{"/api/v2/hello", "/api/v2/list", "/api/v2/bill/byid/0", "/api/v2/nowhere"} {
+		if d := dateOf(p); !near(d, year) {
+			t.Errorf("%s: Date %v away, want a year ahead", p, d)
+		}
+	}
+	if err := ctl.SetClockOffset(-year); err != nil {
+		t.Fatal(err)
+	}
+	if d := dateOf("/api/v2/list"); !near(d, -year) {
+		t.Errorf("Date %v away, want a year behind", d)
+	}
+	if st, err := ctl.State(); err != nil || st.ClockOffset != (-year).String() {
+		t.Errorf("state clock_offset %q, %v", st.ClockOffset, err)
+	}
+	for body, want := range map[string]string{`{"offset": "a year"}`: "offset: time: invalid duration", `{}`: "offset: missing"} {
+		st, b, _ := call(t, http.MethodPut, s.ControlURL()+"/clock", []byte(body), nil)
+		if st != 400 || !strings.Contains(string(b), want) {
+			t.Errorf("PUT /clock %s: %d %s, want 400 with %q", body, st, b, want)
+		}
+	}
+	if err := ctl.SetClockOffset(0); err != nil {
+		t.Fatal(err)
+	}
+	if d := dateOf("/api/v2/hello"); !near(d, 0) {
+		t.Errorf("Date back at 0 is %v away", d)
+	}
 }

@@ -3,6 +3,7 @@ package crmsim_test
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/shopbridge/shopbridge/internal/crmsimtest"
 	"log/slog"
 	"math/big"
 	"net/url"
@@ -87,7 +88,7 @@ func FuzzParseData(f *testing.F) {
 	f.Add([]byte(`{"system": "", "bills": [{"id": 123456789012345678901, "date": "2026-03-01 10:00:00", "summ": 1.10}], "list": [{"id": "x", "date": "2026-03-01 10:00:00"}]}`))
 	f.Add([]byte(`{"bills": [{"id": "A", "date": "2026-03-01 10:00:00", "customer": {"name": " \u00a0x "}}]}`))
 	// One server for all inputs keeps an execution fast enough for the fuzzer.
-	s := crmsim.MustOpen(f, crmsim.Config{Logger: slog.New(slog.DiscardHandler)})
+	s := crmsimtest.MustOpen(f, crmsim.Config{Logger: slog.New(slog.DiscardHandler)})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := crmsim.ParseData(b)
 		if err != nil {
@@ -206,7 +207,7 @@ func TestGenerate(t *testing.T) {
 		t.Errorf("%d marked products, %d delivery lines", marked, delivery)
 	}
 
-	s := crmsim.MustOpen(t, crmsim.Config{Data: d, Timezone: now.Location()})
+	s := crmsimtest.MustOpen(t, crmsim.Config{Data: d, Timezone: now.Location()})
 	_, b := get(t, s.URL()+"/api/v2/list")
 	if got := ids(t, b); len(got) != 1000 || got[0] != "900001" || got[999] != "901000" {
 		t.Fatalf("generated list: %d rows", len(got))
@@ -217,7 +218,7 @@ func TestGenerate(t *testing.T) {
 }
 
 func BenchmarkList1000(b *testing.B) {
-	s := crmsim.MustOpen(b, crmsim.Config{Data: crmsim.Generate(1000, time.Now())})
+	s := crmsimtest.MustOpen(b, crmsim.Config{Data: crmsim.Generate(1000, time.Now())})
 	url := s.URL() + "/api/v2/list"
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -231,7 +232,7 @@ func BenchmarkList1000(b *testing.B) {
 }
 
 func BenchmarkReceipt(b *testing.B) {
-	s := crmsim.MustOpen(b, crmsim.Config{})
+	s := crmsimtest.MustOpen(b, crmsim.Config{})
 	url := s.URL() + "/api/v2/receipts"
 	body := []byte(`{"id": "bef47ac2-50f0-422a-8d73-2a32d930370d", "data": {"type": "SELL", "extras": {"billId": "49040"}}}`)
 	b.ResetTimer()

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shopbridge/shopbridge/internal/crmsimtest"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/shopbridge/shopbridge/crmsim"
+	"github.com/shopbridge/shopbridge/internal/poll"
 )
 
 // try does a GET with a client of the given timeout and reads the whole
@@ -37,7 +39,7 @@ func setFault(t *testing.T, s *crmsim.Server, f crmsim.Fault) {
 }
 
 func TestStatusFaults(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{})
+	s := crmsimtest.MustOpen(t, crmsim.Config{})
 	c := &http.Client{Timeout: 10 * time.Second}
 	tests := []struct {
 		fault      crmsim.Fault
@@ -86,7 +88,7 @@ func TestStatusFaults(t *testing.T) {
 }
 
 func TestFaultOneKind(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{})
+	s := crmsimtest.MustOpen(t, crmsim.Config{})
 	c := &http.Client{Timeout: 10 * time.Second}
 	setFault(t, s, crmsim.Fault{Mode: crmsim.Fault500, Kind: crmsim.KindReceipts})
 	if st, _, err := try(c, s.URL()+"/api/v2/list"); err != nil || st != 200 {
@@ -107,7 +109,7 @@ func TestFaultOneKind(t *testing.T) {
 }
 
 func TestMalformed(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{})
+	s := crmsimtest.MustOpen(t, crmsim.Config{})
 	setFault(t, s, crmsim.Fault{Mode: crmsim.FaultMalformed})
 	for _, path := range []string{"/api/v2/hello", "/api/v2/list", "/api/v2/bill/byid/49040", "/api/v2/bill/byid/404"} {
 		st, b := get(t, s.URL()+path)
@@ -118,7 +120,7 @@ func TestMalformed(t *testing.T) {
 }
 
 func TestSlowAndLatency(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{Latency: 30 * time.Millisecond})
+	s := crmsimtest.MustOpen(t, crmsim.Config{Latency: 30 * time.Millisecond})
 	start := time.Now()
 	get(t, s.URL()+"/api/v2/hello")
 	if d := time.Since(start); d < 30*time.Millisecond {
@@ -146,7 +148,7 @@ func isTimeout(err error) bool {
 }
 
 func TestRefuse(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{Control: "127.0.0.1:0"})
+	s := crmsimtest.MustOpen(t, crmsim.Config{Control: "127.0.0.1:0"})
 	ctl := &crmsim.Control{URL: s.ControlURL()}
 	c := &http.Client{Timeout: 5 * time.Second}
 	// Keep an idle keep-alive connection open: it must not survive refuse.
@@ -173,7 +175,7 @@ func TestRefuse(t *testing.T) {
 }
 
 func TestHang(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{})
+	s := crmsimtest.MustOpen(t, crmsim.Config{})
 	setFault(t, s, crmsim.Fault{Mode: crmsim.FaultHang})
 	c := &http.Client{Timeout: 100 * time.Millisecond}
 	if _, _, err := try(c, s.URL()+"/api/v2/list"); !isTimeout(err) {
@@ -193,7 +195,7 @@ func TestHang(t *testing.T) {
 		}
 		done <- err
 	}()
-	waitFor(t, func() bool { rs := s.Receipts(); return len(rs) == 1 && rs[0].Fault == crmsim.FaultHang })
+	poll.Eventually(t, "the receipt hanging", func() bool { rs := s.Receipts(); return len(rs) == 1 && rs[0].Fault == crmsim.FaultHang })
 	select {
 	case err := <-done:
 		t.Fatalf("hanging receipt answered: %v", err)
@@ -210,20 +212,8 @@ func TestHang(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds or a generous deadline passes.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestCut(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{})
+	s := crmsimtest.MustOpen(t, crmsim.Config{})
 	setFault(t, s, crmsim.Fault{Mode: crmsim.FaultCut})
 	c := &http.Client{Timeout: 5 * time.Second}
 	for _, path := range []string{"/api/v2/hello", "/api/v2/list", "/api/v2/bill/byid/49040"} {
@@ -246,7 +236,7 @@ func TestCut(t *testing.T) {
 }
 
 func TestHuge(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{})
+	s := crmsimtest.MustOpen(t, crmsim.Config{})
 	setFault(t, s, crmsim.Fault{Mode: crmsim.FaultHuge})
 	c := &http.Client{Timeout: 60 * time.Second}
 	for _, path := range []string{"/api/v2/list", "/api/v2/bill/byid/49040"} {
@@ -279,13 +269,13 @@ func TestHuge(t *testing.T) {
 }
 
 func TestFlapping(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{})
+	s := crmsimtest.MustOpen(t, crmsim.Config{})
 	c := &http.Client{Timeout: 5 * time.Second}
 	for _, mode := range []string{crmsim.Fault500, crmsim.FaultRefuse} {
 		t.Run(mode, func(t *testing.T) {
 			setFault(t, s, crmsim.Fault{Mode: mode, Flap: 20 * time.Millisecond})
 			var ok, failed bool
-			waitFor(t, func() bool {
+			poll.Eventually(t, "both a good and a failed answer while flapping", func() bool {
 				st, _, err := try(c, s.URL()+"/api/v2/hello")
 				switch {
 				case err == nil && st == 200:
@@ -347,7 +337,7 @@ func drain(resp *http.Response) (int64, error) {
 // latency; a refused call does not hold a slot, and once the served ones
 // end a new call is served.
 func TestMaxConcurrent(t *testing.T) {
-	s := crmsim.MustOpen(t, crmsim.Config{MaxConcurrent: 2, Latency: time.Second})
+	s := crmsimtest.MustOpen(t, crmsim.Config{MaxConcurrent: 2, Latency: time.Second})
 	setFault(t, s, crmsim.Fault{Mode: crmsim.FaultHang, Kind: crmsim.KindReceipts})
 	type answer struct {
 		status int

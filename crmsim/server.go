@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -84,6 +83,7 @@ type Server struct {
 	settled  map[string]bool     // bills settled by receipts (Config.Settle)
 	sorted   []*summary          // cache of the no-parameter list; nil when stale
 	latency  time.Duration
+	clock    time.Duration // added to the Date of every /api/v2 answer
 	fault    Fault
 	faultOn  bool          // the fault is in its "on" phase (always, unless flapping)
 	release  chan struct{} // closed when a hang ends
@@ -91,6 +91,7 @@ type Server struct {
 	receipts []*Receipt
 	changed  chan struct{} // closed and replaced whenever receipts change
 	counters map[string]int64
+	calls    []*Call // every /api/v2 call that arrived, the last maxCalls
 	closed   bool
 
 	maxConc    int   // Config.MaxConcurrent, changed by SetMaxConcurrent
@@ -172,17 +173,6 @@ func Open(cfg Config) (*Server, error) {
 	}
 	s.log.Info("listening", "api", s.apiAddr, "control", s.ctlAddr)
 	return s, nil
-}
-
-// MustOpen opens a simulator for a test and closes it when the test ends.
-func MustOpen(tb testing.TB, cfg Config) *Server {
-	tb.Helper()
-	s, err := Open(cfg)
-	if err != nil {
-		tb.Fatalf("crmsim: %v", err)
-	}
-	tb.Cleanup(func() { s.Close() })
-	return s
 }
 
 // Close stops both listeners, ends hanging calls and waits for the serving
@@ -294,6 +284,16 @@ func (s *Server) SetLatency(d time.Duration) error {
 	defer s.mu.Unlock()
 	s.latency = d
 	return nil
+}
+
+// SetClockOffset sets the simulator's clock against the machine's: every
+// /api/v2 answer carries Date = the call's arrival plus d (negative: the
+// upstream is behind), as an upstream would whose clock differs from the
+// PC's by -d; 0 leaves Date to net/http.
+func (s *Server) SetClockOffset(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clock = d
 }
 
 // SetMaxConcurrent sets how many /api/v2 calls are served at once (see
@@ -420,12 +420,39 @@ func (s *Server) Counters() map[string]int64 {
 	return m
 }
 
-// ResetCounters sets all counters to zero, and the peak concurrency and
-// refusals of Concurrency.
+// Call is one /api/v2 call as it arrived, for tests that ask when the
+// client called, not only how often.
+type Call struct {
+	Time   time.Time `json:"time"` // arrival, before any latency or fault
+	Kind   string    `json:"kind"` // KindHello, ...
+	Method string    `json:"method"`
+	Path   string    `json:"path"`
+	Query  string    `json:"query,omitempty"`
+	Fault  string    `json:"fault,omitempty"` // the fault mode applied (or FaultMaxConcurrent), "" for a normal answer
+}
+
+// maxCalls bounds the calls Calls keeps: past it the oldest half goes.
+const maxCalls = 1 << 16
+
+// Calls returns the /api/v2 calls that arrived (at most the last 65,536),
+// oldest first, as Counters counts them.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Call, len(s.calls))
+	for i, c := range s.calls {
+		out[i] = *c
+	}
+	return out
+}
+
+// ResetCounters sets all counters to zero, forgets the calls, and resets
+// the peak concurrency and refusals of Concurrency.
 func (s *Server) ResetCounters() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.counters = map[string]int64{}
+	s.calls = nil
 	s.peak, s.refused = s.open, 0
 }
 
@@ -575,9 +602,17 @@ func (s *Server) route(r *http.Request, kind string) answer {
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	kind := kindOf(r.URL.Path)
+	call := &Call{Time: time.Now(), Kind: kind, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery}
 	s.mu.Lock()
 	s.counters[kind]++
+	if len(s.calls) >= maxCalls {
+		s.calls = append(s.calls[:0], s.calls[len(s.calls)-maxCalls/2:]...)
+	}
+	s.calls = append(s.calls, call)
 	latency := s.latency
+	if s.clock != 0 {
+		w.Header().Set("Date", time.Now().Add(s.clock).UTC().Format(http.TimeFormat))
+	}
 	s.open++
 	s.peak = max(s.peak, s.open)
 	over := s.maxConc > 0 && s.inProgress >= s.maxConc
@@ -615,6 +650,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if over {
+		s.mu.Lock()
+		call.Fault = FaultMaxConcurrent
+		s.mu.Unlock()
 		s.finish(rec, http.StatusTooManyRequests, FaultMaxConcurrent, false)
 		writeAnswer(w, errAnswer(http.StatusTooManyRequests, CodeRateLimited, "too many calls at once", r.URL.Path))
 		return
@@ -636,6 +674,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		f = Fault{Mode: FaultNone}
 	} else {
 		applied = f.Mode
+	}
+	if applied != "" {
+		s.mu.Lock()
+		call.Fault = applied
+		s.mu.Unlock()
 	}
 
 	a := s.route(r, kind)

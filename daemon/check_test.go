@@ -2,18 +2,33 @@ package daemon
 
 import (
 	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
 
-func openDaemon(t *testing.T, args ...string) *Daemon {
-	t.Helper()
-	cfg, err := ParseRunArgs(append([]string{"--config", "/dev/null", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--mdns=false"}, args...))
-	if err != nil {
-		t.Fatal(err)
+// testConfig is the Config of `shopbridge run --config /dev/null --listen
+// 127.0.0.1:0 --data data --mdns=false` (cmd/shopbridge parses it), with
+// each of set applied.
+func testConfig(data string, set ...func(*Config)) Config {
+	host, _ := os.Hostname()
+	host, _, _ = strings.Cut(host, ".")
+	c := Config{ConfigFile: "/dev/null", ConfigRead: true, Listen: "127.0.0.1:0", HTTPSListen: "127.0.0.1:0", DataDir: data,
+		SyncInterval: 10 * time.Second, PushInFlight: 64, Timezone: time.Local, Name: "shopbridge on " + host,
+		JournalMaxAge: 720 * time.Hour, JournalMaxSize: 256 << 20, LogLevel: "info",
+		BackupDir: filepath.Join(data, "backups"), BackupEvery: 24 * time.Hour, BackupKeep: 7}
+	for _, f := range set {
+		f(&c)
 	}
-	d := New(cfg, nil)
+	return c
+}
+
+func openDaemon(t *testing.T, set ...func(*Config)) *Daemon {
+	t.Helper()
+	d := New(testConfig(t.TempDir(), set...), nil)
 	if err := d.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +50,7 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("check of a serving daemon: %v", err)
 	}
 	// The HTTP server gone (its accept loop dead) while the store is fine.
-	d.http.Close()
+	d.server.Close()
 	err := check(d)
 	if err == nil || !strings.Contains(err.Error(), "http server") {
 		t.Fatalf("check without an HTTP server = %v, want an http server error", err)
@@ -45,7 +60,7 @@ func TestCheck(t *testing.T) {
 // TestCheckAllowWithoutLoopback: --allow that leaves out loopback answers
 // the check 403, which still shows a working server.
 func TestCheckAllowWithoutLoopback(t *testing.T) {
-	d := openDaemon(t, "--allow", "10.0.0.0/8")
+	d := openDaemon(t, func(c *Config) { c.Allow = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")} })
 	if err := check(d); err != nil {
 		t.Fatalf("check with loopback not allowed: %v", err)
 	}

@@ -2,30 +2,20 @@ package daemon
 
 import (
 	"errors"
-	"flag"
 	"fmt"
-	"io"
-	"math"
-	"net"
 	"net/netip"
-	"net/url"
-	"os"
-	"path/filepath"
-	"regexp"
-	"runtime"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
-
-	"github.com/BurntSushi/toml"
 )
 
 // Config is everything `shopbridge run` is told, after flags, environment,
-// config file and defaults have been merged (in that order of precedence).
+// config file and defaults have been merged (in that order of precedence;
+// cmd/shopbridge's config.go reads them).
 type Config struct {
 	ConfigFile     string
 	Listen         string
+	HTTPSListen    string // "" off (https-listen none)
+	TLSCert        string // the shop's certificate; "" a self-signed one in DATA/tls
+	TLSKey         string
 	DataDir        string
 	Upstream       string
 	UpstreamToken  string
@@ -38,443 +28,35 @@ type Config struct {
 	TerminalToken  string
 	AdminToken     string
 	Allow          []netip.Prefix // nil: the default private ranges
+	AdminHosts     []string       // further names operator requests may carry in Host (docs/security.md)
 	JournalMaxAge  time.Duration
 	JournalMaxSize int64
-	Demo           bool // seed an empty store with sample bills
-	Service        bool // run under the OS service manager
+	Demo           *DemoData // seed an empty store with these sample bills; nil: none
+	Service        bool      // run under the OS service manager
 	LogLevel       string
+	// Scheduled backups (backup.go): BackupDir "" is off (backup-dir none).
+	BackupDir   string
+	BackupEvery time.Duration
+	BackupKeep  int
+
+	// ConfigRead tells whether ConfigFile was read (a missing default
+	// file is not); the start-up log names it or says "none".
+	ConfigRead bool
+	// Warnings are problems that do not stop the start (an environment
+	// variable SHOPBRIDGE_* naming no setting); the daemon logs them.
+	Warnings []string
 }
 
-// UsageError is a bad flag, environment variable or config file: exit 2.
-type UsageError struct {
-	msg    string
-	syntax bool
-}
-
-func (e *UsageError) Error() string { return e.msg }
-
-// Syntax reports whether the command line itself is malformed (an unknown
-// flag, a flag without its value, a stray argument), where a pointer to
-// --help helps; a bad value names what it wants instead.
-func (e *UsageError) Syntax() bool { return e.syntax }
-
-func usagef(format string, args ...any) error { return &UsageError{msg: fmt.Sprintf(format, args...)} }
-
-// option is one setting of `run`: a flag, SHOPBRIDGE_<NAME> and a config
-// file key of the same name.
-type option struct {
-	name   string
-	arg    string // the value's name in the help: ADDR, DIR; "" for a boolean
-	def    func() string
-	defDoc string // the default as the help shows it, when def's value says too little
-	isBool bool
-	usage  string
-	set    func(c *Config, v string) error
-}
-
-// DefaultConfigFile is where the config file lives unless --config says.
-func DefaultConfigFile() string {
-	if runtime.GOOS == "windows" {
-		return filepath.Join(programData(), "shopbridge", "shopbridge.toml")
+// Validate refuses a Config the daemon cannot run with: half a pair of TLS
+// files, or files without an HTTPS listener to serve them.
+func (c *Config) Validate() error {
+	switch {
+	case c.TLSCert != "" && c.TLSKey == "":
+		return fmt.Errorf("tls-cert is set (%s) without tls-key: give both, or neither for a self-signed certificate", c.TLSCert)
+	case c.TLSKey != "" && c.TLSCert == "":
+		return fmt.Errorf("tls-key is set (%s) without tls-cert: give both, or neither for a self-signed certificate", c.TLSKey)
+	case c.TLSCert != "" && c.HTTPSListen == "":
+		return errors.New("tls-cert is set but https-listen is none: remove tls-cert and tls-key, or set https-listen")
 	}
-	return "/etc/shopbridge/shopbridge.toml"
-}
-
-// DefaultDataDir is where the store lives unless --data says.
-func DefaultDataDir() string {
-	if runtime.GOOS == "windows" {
-		return filepath.Join(programData(), "shopbridge")
-	}
-	return "/var/lib/shopbridge"
-}
-
-func defaultName() string {
-	h, err := os.Hostname()
-	if err != nil || h == "" {
-		h = "unknown"
-	}
-	if i := strings.IndexByte(h, '.'); i > 0 {
-		h = h[:i]
-	}
-	return "shopbridge on " + h
-}
-
-func constant(s string) func() string { return func() string { return s } }
-
-var options = []option{
-	{name: "listen", arg: "ADDR", def: constant(":8480"), usage: "address to serve terminals and operators on",
-		set: func(c *Config, v string) error {
-			host, port, err := net.SplitHostPort(v)
-			if err != nil {
-				return fmt.Errorf("want host:port or :port, got %q", v)
-			}
-			if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-				return fmt.Errorf("bad port %q", port)
-			}
-			if host != "" && net.ParseIP(strings.Trim(host, "[]")) == nil && host != "localhost" {
-				return fmt.Errorf("host %q is not an IP address", host)
-			}
-			c.Listen = v
-			return nil
-		}},
-	{name: "data", arg: "DIR", def: DefaultDataDir, usage: "directory of the store, DIR/shopbridge.db",
-		set: func(c *Config, v string) error {
-			if strings.TrimSpace(v) == "" {
-				return errors.New("empty path")
-			}
-			c.DataDir = v
-			return nil
-		}},
-	{name: "upstream", arg: "URL", def: constant(""), defDoc: "none: standalone, no sync", usage: "base URL of the cloud CRM API",
-		set: func(c *Config, v string) error {
-			if v == "" {
-				return nil
-			}
-			u, err := url.Parse(v)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return fmt.Errorf("want an http:// or https:// URL, got %q", v)
-			}
-			c.Upstream = strings.TrimRight(v, "/")
-			return nil
-		}},
-	{name: "upstream-token", arg: "TOKEN", def: constant(""), usage: "Bearer token for the upstream; never logged or journaled",
-		set: func(c *Config, v string) error { c.UpstreamToken = v; return nil }},
-	{name: "sync-interval", arg: "D", def: constant("10s"), usage: "how often to pull from the upstream",
-		set: func(c *Config, v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil || d < 100*time.Millisecond {
-				return fmt.Errorf("want a duration of at least 100ms such as 10s, got %q", v)
-			}
-			c.SyncInterval = d
-			return nil
-		}},
-	{name: "push-in-flight", arg: "N", def: constant("64"), usage: "the most receipts of different bills in flight to the upstream at once: the cap of the adaptive push window",
-		set: func(c *Config, v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 256 {
-				return fmt.Errorf("want a number from 1 to 256, got %q", v)
-			}
-			c.PushInFlight = n
-			return nil
-		}},
-	{name: "timezone", arg: "NAME", def: constant(""), defDoc: "the OS zone", usage: "the shop's time zone for date=today, e.g. Europe/Moscow",
-		set: func(c *Config, v string) error {
-			if v == "" {
-				c.Timezone = time.Local
-				return nil
-			}
-			loc, err := time.LoadLocation(v)
-			if err != nil {
-				return fmt.Errorf("unknown time zone %q", v)
-			}
-			c.Timezone = loc
-			return nil
-		}},
-	{name: "mdns", def: constant("true"), isBool: true, usage: "announce over mDNS/DNS-SD",
-		set: func(c *Config, v string) (err error) { c.MDNS, err = parseBool(v); return err }},
-	{name: "name", arg: "NAME", def: defaultName, usage: "instance name announced over mDNS",
-		set: func(c *Config, v string) error {
-			if v == "" || len(v) > 63 {
-				return fmt.Errorf("want 1 to 63 bytes, got %d", len(v))
-			}
-			c.Name = v
-			return nil
-		}},
-	{name: "mdns-iface", arg: "A,B", def: constant(""), defDoc: "the LAN interfaces", usage: "interfaces to announce on",
-		set: func(c *Config, v string) error { c.MDNSIfaces = splitList(v); return nil }},
-	{name: "terminal-token", arg: "TOKEN", def: constant(""), defDoc: "none: not required", usage: "Bearer token terminals must send (all of /api/v2 but hello)",
-		set: func(c *Config, v string) error { c.TerminalToken = v; return nil }},
-	{name: "admin-token", arg: "TOKEN", def: constant(""), defDoc: "none: loopback only", usage: "Bearer token for /admin and /metrics from other hosts",
-		set: func(c *Config, v string) error { c.AdminToken = v; return nil }},
-	{name: "allow", arg: "CIDR,...", def: constant(""), defDoc: "the private ranges", usage: "clients other than loopback that may connect; loopback always may",
-		set: func(c *Config, v string) error {
-			if v == "" {
-				return nil
-			}
-			for _, s := range splitList(v) {
-				p, err := netip.ParsePrefix(s)
-				if err != nil {
-					a, aerr := netip.ParseAddr(s)
-					if aerr != nil {
-						return fmt.Errorf("%q is not a CIDR or address", s)
-					}
-					p = netip.PrefixFrom(a, a.BitLen())
-				}
-				c.Allow = append(c.Allow, p.Masked())
-			}
-			return nil
-		}},
-	{name: "journal-max-age", arg: "D", def: constant("720h"), usage: "journal entries older than this go",
-		set: func(c *Config, v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil || d < 0 {
-				return fmt.Errorf("want a duration such as 720h, got %q", v)
-			}
-			c.JournalMaxAge = d
-			return nil
-		}},
-	{name: "journal-max-size", arg: "SIZE", def: constant("256MiB"), usage: "oldest journal entries go beyond this size",
-		set: func(c *Config, v string) (err error) { c.JournalMaxSize, err = parseSize(v); return err }},
-	{name: "demo", def: constant("false"), isBool: true, usage: "seed an empty store with sample bills",
-		set: func(c *Config, v string) (err error) { c.Demo, err = parseBool(v); return err }},
-	{name: "service", def: constant("false"), isBool: true, usage: "run under the OS service manager (set by install)",
-		set: func(c *Config, v string) (err error) { c.Service, err = parseBool(v); return err }},
-	{name: "log-level", arg: "LEVEL", def: constant("info"), usage: "debug, info, warn or error; logs go to stderr",
-		set: func(c *Config, v string) error {
-			switch strings.ToLower(v) {
-			case "debug", "info", "warn", "error":
-				c.LogLevel = strings.ToLower(v)
-				return nil
-			}
-			return fmt.Errorf("want debug, info, warn or error, got %q", v)
-		}},
-}
-
-func parseBool(v string) (bool, error) {
-	b, err := strconv.ParseBool(strings.ToLower(strings.TrimSpace(v)))
-	if err != nil {
-		return false, fmt.Errorf("want true or false, got %q", v)
-	}
-	return b, nil
-}
-
-func splitList(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// parseSize reads a byte count with an optional KiB, MiB or GiB suffix.
-func parseSize(v string) (int64, error) {
-	s := strings.TrimSpace(v)
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("want a size such as 256MiB, got %q", v)
-	}
-	if n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("size %q is too large", v)
-	}
-	return n * mult, nil
-}
-
-// EnvName is the environment variable of a run option.
-func EnvName(option string) string {
-	return "SHOPBRIDGE_" + strings.ToUpper(strings.ReplaceAll(option, "-", "_"))
-}
-
-type flagValue struct {
-	isBool bool
-	val    string
-}
-
-func (f *flagValue) String() string     { return f.val }
-func (f *flagValue) Set(s string) error { f.val = s; return nil }
-func (f *flagValue) IsBoolFlag() bool   { return f.isBool }
-
-// ParseRunArgs merges the flags of `run` with SHOPBRIDGE_* environment
-// variables, the config file and the defaults. Any bad value is a
-// *UsageError naming where it came from; --help is flag.ErrHelp.
-func ParseRunArgs(args []string) (Config, error) {
-	return parseRunArgs(args, os.LookupEnv, io.Discard)
-}
-
-func parseRunArgs(args []string, lookupEnv func(string) (string, bool), out io.Writer) (Config, error) {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(out)
-	values := map[string]*flagValue{}
-	for _, o := range options {
-		v := &flagValue{isBool: o.isBool}
-		values[o.name] = v
-		fs.Var(v, o.name, o.usage)
-	}
-	configFlag := &flagValue{}
-	fs.Var(configFlag, "config", "config file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return Config{}, flag.ErrHelp
-		}
-		return Config{}, &UsageError{msg: FlagMessage(fs, err), syntax: true}
-	}
-	if fs.NArg() > 0 {
-		return Config{}, &UsageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0)), syntax: true}
-	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-
-	var c Config
-	c.ConfigFile = DefaultConfigFile()
-	explicit := false
-	if given["config"] {
-		c.ConfigFile, explicit = configFlag.val, true
-	} else if v, ok := lookupEnv(EnvName("config")); ok && v != "" {
-		c.ConfigFile, explicit = v, true
-	}
-	file, err := readConfigFile(c.ConfigFile, explicit)
-	if err != nil {
-		return Config{}, err
-	}
-	for _, o := range options {
-		v, source := o.def(), "default"
-		if fv, ok := file[o.name]; ok {
-			v, source = fv, fmt.Sprintf("config file %s: key %s", c.ConfigFile, o.name)
-		}
-		if ev, ok := lookupEnv(EnvName(o.name)); ok {
-			v, source = ev, EnvName(o.name)
-		}
-		if given[o.name] {
-			v, source = values[o.name].val, "--"+o.name
-		}
-		if err := o.set(&c, v); err != nil {
-			return Config{}, usagef("%s: %v", source, err)
-		}
-	}
-	return c, nil
-}
-
-// FlagMessage rewrites an error of the flag package in the --flag spelling
-// the help text uses ("unknown flag --bogus" rather than "flag provided but
-// not defined: -bogus"), saying what a bad value should look like.
-func FlagMessage(fs *flag.FlagSet, err error) string {
-	msg := err.Error()
-	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
-		return "unknown flag --" + strings.TrimLeft(name, "-")
-	}
-	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
-		return "flag --" + strings.TrimLeft(name, "-") + " needs a value"
-	}
-	// invalid value "x" for flag -timeout: parse error
-	// invalid boolean value "x" for -json: parse error
-	if m := badValueRE.FindStringSubmatch(msg); m != nil {
-		want := ""
-		if f := fs.Lookup(m[2]); f != nil {
-			if g, ok := f.Value.(flag.Getter); ok {
-				switch g.Get().(type) {
-				case bool:
-					want = "true or false"
-				case time.Duration:
-					want = "a duration such as " + nonZero(f.DefValue, "3s")
-				case int, int64, uint, uint64:
-					want = "a whole number"
-				}
-			}
-		}
-		if want == "" {
-			return fmt.Sprintf("--%s: invalid value %s", m[2], m[1])
-		}
-		return fmt.Sprintf("--%s: want %s, got %s", m[2], want, m[1])
-	}
-	return msg
-}
-
-var badValueRE = regexp.MustCompile(`^invalid (?:boolean )?value ("(?:[^"\\]|\\.)*") for (?:flag )?-+([^:]+):`)
-
-func nonZero(s, fallback string) string {
-	if s == "" || s == "0" || s == "0s" {
-		return fallback
-	}
-	return s
-}
-
-// FlagDoc describes one flag for a help text.
-type FlagDoc struct {
-	Name    string // without dashes
-	Arg     string // the value's name (ADDR); "" for a boolean
-	Usage   string
-	Default string // as the help shows it; "" when there is none to show
-}
-
-// RunFlags are the flags of `run` for its help text, --config first.
-func RunFlags() []FlagDoc {
-	docs := []FlagDoc{{Name: "config", Arg: "PATH", Usage: "config file; a missing default file is fine, a missing named one is an error",
-		Default: DefaultConfigFile()}}
-	for _, o := range options {
-		d := FlagDoc{Name: o.name, Arg: o.arg, Usage: o.usage, Default: o.defDoc}
-		if d.Default == "" {
-			d.Default = o.def()
-		}
-		if o.isBool {
-			d.Arg = ""
-		}
-		docs = append(docs, d)
-	}
-	return docs
-}
-
-// readConfigFile reads the TOML config file into option name -> text. A
-// missing default file is fine; a missing named one is an error.
-func readConfigFile(path string, explicit bool) (map[string]string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) && !explicit {
-			return nil, nil
-		}
-		return nil, usagef("config file %s: %v", path, err)
-	}
-	return ParseConfigFile(path, data)
-}
-
-// ParseConfigFile parses config file text: TOML keys named like the flags
-// (dashes or underscores), values of any TOML scalar type or, for list
-// options, an array of strings.
-func ParseConfigFile(path string, data []byte) (map[string]string, error) {
-	var raw map[string]any
-	if _, err := toml.Decode(string(data), &raw); err != nil {
-		return nil, usagef("config file %s: %v", path, err)
-	}
-	known := map[string]bool{}
-	for _, o := range options {
-		known[o.name] = true
-	}
-	out := map[string]string{}
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		name := strings.ReplaceAll(k, "_", "-")
-		if !known[name] || name == "service" {
-			return nil, usagef("config file %s: unknown key %q", path, k)
-		}
-		if _, twice := out[name]; twice {
-			return nil, usagef("config file %s: key %s is given twice (with dashes and with underscores)", path, name)
-		}
-		switch v := raw[k].(type) {
-		case string:
-			out[name] = v
-		case bool:
-			out[name] = strconv.FormatBool(v)
-		case int64:
-			out[name] = strconv.FormatInt(v, 10)
-		case float64:
-			out[name] = strconv.FormatFloat(v, 'f', -1, 64)
-		case []any:
-			parts := make([]string, len(v))
-			for i, e := range v {
-				s, ok := e.(string)
-				if !ok {
-					return nil, usagef("config file %s: key %s: list items must be strings", path, k)
-				}
-				parts[i] = s
-			}
-			out[name] = strings.Join(parts, ",")
-		default:
-			return nil, usagef("config file %s: key %s: unsupported value %v", path, k, v)
-		}
-	}
-	return out, nil
+	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +35,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/shopbridge/shopbridge/crmsim"
 	"github.com/shopbridge/shopbridge/internal/browser"
+	"github.com/shopbridge/shopbridge/internal/poll"
 	"github.com/shopbridge/shopbridge/storage"
 )
 
@@ -108,7 +110,7 @@ func startConsoleStack(t testing.TB, env []string, args ...string) (*consoleSim,
 	t.Helper()
 	s := startConsoleSim(t)
 	d := startDaemon(t, t.TempDir(), env, append([]string{"--upstream", s.api, "--sync-interval", "1s"}, args...)...)
-	waitUntil(t, "the daemon online with the simulator", 30*time.Second, func() bool { return overview(t, d).Upstream == "online" })
+	poll.Until(t, "the daemon online with the simulator", 30*time.Second, func() bool { return overview(t, d).Upstream == "online" })
 	return s, d
 }
 
@@ -135,7 +137,7 @@ func isParked(id string) func(parkedDoc) bool {
 // Origin, no cookie).
 func overview(t testing.TB, d *proc) overviewDoc {
 	t.Helper()
-	status, body, _ := do(t, "GET", d.base+"/admin/api/overview", nil, nil)
+	status, body, _ := do(t, "GET", d.Base+"/admin/api/overview", nil, nil)
 	if status != 200 {
 		t.Fatalf("GET /admin/api/overview: %d %s", status, body)
 	}
@@ -152,21 +154,8 @@ const consoleRegister = "20251202-AA8B-407D-80BF-000000000007"
 func postReceipt(t testing.TB, d *proc, body []byte) {
 	t.Helper()
 	hdr := map[string]string{"Content-Type": "application/json", "X-Evotor-Device-UUID": consoleRegister}
-	if status, b, _ := do(t, "POST", d.base+"/api/v2/receipts", body, hdr); status != 200 {
+	if status, b, _ := do(t, "POST", d.Base+"/api/v2/receipts", body, hdr); status != 200 {
 		t.Fatalf("POST receipt: %d %s", status, b)
-	}
-}
-
-// waitUntil polls cond until it holds or limit passes. The limits are
-// generous bounds for a loaded machine, not timings under test.
-func waitUntil(t testing.TB, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -204,27 +193,12 @@ type gotResponse struct {
 	header map[string]string
 }
 
-// needChromium returns the chromium to run, or skips the test (fails it
-// with SHOPBRIDGE_STRICT=1) when there is none. Tests call it first, so a
-// skip starts nothing.
-func needChromium(t *testing.T) string {
-	t.Helper()
-	path := browser.Path()
-	if path == "" {
-		if os.Getenv("SHOPBRIDGE_STRICT") == "1" {
-			t.Fatal("console browser test: chromium not found and SHOPBRIDGE_STRICT=1 (apt-get install -y chromium)")
-		}
-		t.Skip("console browser test skipped: no chromium on PATH (apt-get install -y chromium, or set SHOPBRIDGE_CHROMIUM)")
-	}
-	return path
-}
-
 // openTab starts chromium for one test; it is closed, and any process of
 // it left killed, when the test ends. Without chromium the test skips, or
 // fails with SHOPBRIDGE_STRICT=1.
 func openTab(t *testing.T, o browser.Options) *tab {
 	t.Helper()
-	path := needChromium(t)
+	path := browser.Need(t)
 	dir := filepath.Join(t.TempDir(), "chromium-profile")
 	b, err := browser.Start(context.Background(), path, dir, o)
 	if err != nil {
@@ -370,7 +344,7 @@ func (tb *tab) waitJS(what, expr string, limit time.Duration) {
 			html := eval[string](tb, `document.body ? document.body.innerText.slice(0, 3000) : ''`)
 			tb.t.Fatalf("timed out after %v waiting for %s (%s; last error %v); the page says:\n%s", limit, what, expr, err, html)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling the page's state (poll.Until cannot show the page when it gives up)
 	}
 }
 
@@ -426,6 +400,51 @@ func (tb *tab) msgCount() int {
 	return len(tb.msgs)
 }
 
+// consoleBarrier logs a marker from the page and waits until the tab has
+// seen it: console messages, exceptions and the browser's log (CSP
+// violations) come on one stream in order, so whatever the page said
+// before is in tb.msgs by then.
+func (tb *tab) consoleBarrier() {
+	tb.t.Helper()
+	marker := uniqueID("barrier")
+	eval[bool](tb, `console.log(`+jsq(marker)+`), true`)
+	poll.Until(tb.t, "the console marker "+marker, 30*time.Second, func() bool {
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		return slices.ContainsFunc(tb.msgs, func(m chromedp.ConsoleMessage) bool { return m.Text == marker })
+	})
+}
+
+// journalRequests counts the requests of the journal page's live tail
+// (after=) or of its pages (no after=) sent since request number from,
+// and returns the highest after= asked for.
+func (tb *tab) journalRequests(base string, from int, tail bool) (n, after int) {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	for _, r := range tb.reqs[min(from, len(tb.reqs)):] {
+		if !strings.HasPrefix(r.url, base+"/admin/api/journal/page?") {
+			continue
+		}
+		u, err := url.Parse(r.url)
+		if err != nil {
+			continue
+		}
+		a, err := strconv.Atoi(u.Query().Get("after"))
+		if (err == nil) != tail {
+			continue
+		}
+		n++
+		after = max(after, a)
+	}
+	return n, after
+}
+
+func (tb *tab) reqCount() int {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return len(tb.reqs)
+}
+
 // noProblems fails the test for any console error, exception or CSP
 // violation the tab saw, but for failed loads (chromium logs each 4xx as an
 // error) of the URLs given, which the test provoked.
@@ -466,10 +485,10 @@ func (tb *tab) responsesTo(prefix string) []gotResponse {
 // (no reload), shows it offline and the receipt waiting in the outbox, and
 // online again once the simulator is back.
 func TestConsoleOverviewShowsOutage(t *testing.T) {
-	needChromium(t)
+	browser.Need(t)
 	sim, d := startConsoleStack(t, nil)
 	tb := openTab(t, browser.Options{Lang: "en"})
-	tb.open(d.base + "/admin/")
+	tb.open(d.Base + "/admin/")
 	state := `document.querySelector('` + tid("upstream-state") + `').dataset.state`
 	tb.waitJS("the overview showing the upstream online", state+` === 'online'`, 30*time.Second)
 	refreshMS := eval[int](tb, `+document.body.dataset.refreshMs`)
@@ -487,7 +506,7 @@ func TestConsoleOverviewShowsOutage(t *testing.T) {
 	sim.fault(t, crmsim.Fault{Mode: crmsim.FaultRefuse})
 	id := uniqueID("outage")
 	postReceipt(t, d, receiptBody(id, "49040", "SELL", "FullSettlement"))
-	waitUntil(t, "the daemon to call the upstream offline", 60*time.Second, func() bool { return overview(t, d).Upstream == "offline" })
+	poll.Until(t, "the daemon to call the upstream offline", 60*time.Second, func() bool { return overview(t, d).Upstream == "offline" })
 	apiOffline := time.Now()
 	tb.waitJS("the overview showing the upstream offline", state+` === 'offline'`, 30*time.Second)
 	t.Logf("the page showed offline %v after the API did (it refreshes every %d ms)", time.Since(apiOffline).Round(time.Millisecond), refreshMS)
@@ -518,16 +537,16 @@ func TestConsoleOverviewShowsOutage(t *testing.T) {
 // parked; the overview lists it with the upstream's answer; its Retry
 // button, with the simulator healed, delivers it and it leaves the list.
 func TestConsoleParkedRetry(t *testing.T) {
-	needChromium(t)
+	browser.Need(t)
 	sim, d := startConsoleStack(t, nil)
 	sim.fault(t, crmsim.Fault{Mode: crmsim.Fault400, Kind: crmsim.KindReceipts})
 	id := uniqueID("parked")
 	body := receiptBody(id, "49024", "SELL", "FullSettlement")
 	postReceipt(t, d, body)
-	waitUntil(t, "the receipt parked", 30*time.Second, func() bool { return overview(t, d).Parked == 1 })
+	poll.Until(t, "the receipt parked", 30*time.Second, func() bool { return overview(t, d).Parked == 1 })
 
 	tb := openTab(t, browser.Options{Lang: "en"})
-	tb.open(d.base + "/admin/")
+	tb.open(d.Base + "/admin/")
 	row := tid("parked-row") + `[data-event-id=` + jsq(id) + `]`
 	tb.waitJS("the parked receipt listed", `document.querySelector('`+row+`')`, 30*time.Second)
 	answer := eval[string](tb, `document.querySelector('`+row+` `+tid("parked-answer")+`').textContent`)
@@ -545,7 +564,7 @@ func TestConsoleParkedRetry(t *testing.T) {
 	sim.fault(t, crmsim.Fault{})
 	tb.click(row + ` ` + tid("parked-retry"))
 	tb.waitJS("the retried receipt to leave the parked list", `!document.querySelector('`+row+`')`, 30*time.Second)
-	waitUntil(t, "the simulator to receive the retried receipt", 30*time.Second, func() bool {
+	poll.Until(t, "the simulator to receive the retried receipt", 30*time.Second, func() bool {
 		arr := sim.arrivals(t, id)
 		return len(arr) == 2 && arr[1].Delivered
 	})
@@ -564,7 +583,7 @@ func TestConsoleParkedRetry(t *testing.T) {
 // console's filter must find, worked out without the console.
 func journalSeqs(t testing.TB, d *proc, kind, needle string) []int {
 	t.Helper()
-	status, body, _ := do(t, "GET", d.base+"/admin/api/journal?kind="+kind+"&limit=100000", nil, nil)
+	status, body, _ := do(t, "GET", d.Base+"/admin/api/journal?kind="+kind+"&limit=100000", nil, nil)
 	if status != 200 {
 		t.Fatalf("GET /admin/api/journal: %d %s", status, body)
 	}
@@ -594,27 +613,27 @@ func rowSeqs(tb *tab) []int {
 // which carries the same id) and none of the others'; with the kind filter
 // too it finds exactly the one row. The live tail shows a new receipt.
 func TestConsoleJournalFilter(t *testing.T) {
-	needChromium(t)
+	browser.Need(t)
 	_, d := startConsoleStack(t, nil)
 	ids := []string{uniqueID("jf"), uniqueID("jf"), uniqueID("jf")}
 	for i, id := range ids {
 		postReceipt(t, d, receiptBody(id, fmt.Sprint(48900+i), "SELL", ""))
 	}
 	var want []int
-	waitUntil(t, "the receipts in the journal", 30*time.Second, func() bool {
+	poll.Until(t, "the receipts in the journal", 30*time.Second, func() bool {
 		want = journalSeqs(t, d, "RECEIPT", ids[1])
 		return len(want) == 1
 	})
 
 	tb := openTab(t, browser.Options{Lang: "en"})
-	tb.open(d.base + "/admin/journal")
+	tb.open(d.Base + "/admin/journal")
 	tb.waitJS("journal rows", `document.querySelector('`+tid("journal-row")+`')`, 30*time.Second)
 
 	// The live tail (on by default) brings a receipt posted now.
 	live := uniqueID("live")
 	postReceipt(t, d, receiptBody(live, "48950", "SELL", ""))
 	var liveSeq []int
-	waitUntil(t, "the live receipt in the journal", 30*time.Second, func() bool {
+	poll.Until(t, "the live receipt in the journal", 30*time.Second, func() bool {
 		liveSeq = journalSeqs(t, d, "RECEIPT", live)
 		return len(liveSeq) == 1
 	})
@@ -648,8 +667,22 @@ func TestConsoleJournalFilter(t *testing.T) {
 		`(() => { const rows = [...document.querySelectorAll('%s')]; return rows.length === 1 && +rows[0].dataset.seq === %d })()`,
 		tid("journal-row"), want[0]), 30*time.Second)
 	// Stays one: a late page or the live tail must not add rows that do
-	// not match.
-	time.Sleep(3 * time.Second)
+	// not match. A receipt that matches neither filter, posted now, is
+	// the barrier: once the live tail asks for entries after it, an
+	// answer that knew of it has been shown (the tail asks again only
+	// after showing its last answer, and no request is in flight), so a
+	// row the filters should have kept out would be on the page.
+	late := uniqueID("late")
+	postReceipt(t, d, receiptBody(late, "48951", "SELL", ""))
+	var lateSeq []int
+	poll.Until(t, "the late receipt in the journal", 30*time.Second, func() bool {
+		lateSeq = journalSeqs(t, d, "RECEIPT", late)
+		return len(lateSeq) == 1
+	})
+	poll.Until(t, "the live tail to ask past the late receipt", 60*time.Second, func() bool {
+		_, after := tb.journalRequests(d.Base, 0, true)
+		return after >= lateSeq[0]
+	})
 	if got := rowSeqs(tb); !slices.Equal(got, want) {
 		t.Errorf("kind RECEIPT + text %s shows rows %v, want exactly %v", ids[1], got, want)
 	}
@@ -683,14 +716,14 @@ func checkLang(t *testing.T, tb *tab, page, lang string) {
 // nor English and when it asks for Russian; English for Accept-Language en;
 // the switch changes the language and the choice sticks across pages.
 func TestConsoleLanguages(t *testing.T) {
-	needChromium(t)
+	browser.Need(t)
 	_, d := startConsoleStack(t, nil)
 	pages := []string{"/admin/", "/admin/journal", "/admin/bills"}
 	for _, c := range []struct{ accept, want string }{{"de", "ru"}, {"ru", "ru"}, {"en", "en"}} {
 		t.Run("Accept-Language "+c.accept, func(t *testing.T) {
 			tb := openTab(t, browser.Options{Lang: c.accept})
 			for _, p := range pages {
-				tb.open(d.base + p)
+				tb.open(d.Base + p)
 				checkLang(t, tb, p, c.want)
 			}
 			tb.noProblems()
@@ -698,7 +731,7 @@ func TestConsoleLanguages(t *testing.T) {
 	}
 	t.Run("switch", func(t *testing.T) {
 		tb := openTab(t, browser.Options{Lang: "de"})
-		tb.open(d.base + "/admin/")
+		tb.open(d.Base + "/admin/")
 		checkLang(t, tb, "/admin/", "ru")
 		ru := eval[[]string](tb, navTexts)
 		tb.click(tid("lang-en"))
@@ -756,20 +789,20 @@ func crossSitePOST(t *testing.T, tb *tab, sim *consoleSim, d *proc) (target stri
 	sim.fault(t, crmsim.Fault{Mode: crmsim.Fault400, Kind: crmsim.KindReceipts})
 	id := uniqueID("csrf")
 	postReceipt(t, d, receiptBody(id, "48983", "SELL", ""))
-	waitUntil(t, "the receipt parked", 30*time.Second, func() bool {
+	poll.Until(t, "the receipt parked", 30*time.Second, func() bool {
 		o := overview(t, d)
 		return slices.ContainsFunc(o.ParkedReceipts, isParked(id))
 	})
 	// Healed: a retry that got through would deliver it.
 	sim.fault(t, crmsim.Fault{})
-	target = d.base + "/admin/api/outbox/" + url.PathEscape(id) + "/retry"
+	target = d.Base + "/admin/api/outbox/" + url.PathEscape(id) + "/retry"
 	attacker, hits := attackerPage(t, target)
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(attacker, "http://"))
 	for _, origin := range []string{attacker, "http://localhost:" + port} {
 		before := len(tb.responsesTo(target))
 		tb.open(origin + "/")
-		tb.waitJS("the attacker's form to post", `location.href.startsWith(`+jsq(d.base)+`)`, 30*time.Second)
-		waitUntil(t, "both cross-site POSTs answered", 30*time.Second, func() bool { return len(tb.responsesTo(target)) >= before+2 })
+		tb.waitJS("the attacker's form to post", `location.href.startsWith(`+jsq(d.Base)+`)`, 30*time.Second)
+		poll.Until(t, "both cross-site POSTs answered", 30*time.Second, func() bool { return len(tb.responsesTo(target)) >= before+2 })
 		for _, r := range tb.responsesTo(target)[before:] {
 			if r.status != 403 {
 				t.Errorf("a POST from %s to the retry endpoint got %d, want 403", origin, r.status)
@@ -784,7 +817,7 @@ func crossSitePOST(t *testing.T, tb *tab, sim *consoleSim, d *proc) (target stri
 	for _, r := range tb.reqs {
 		if r.url == target && r.method == "POST" {
 			sent = append(sent, fmt.Sprintf("Origin %s, cookies %v", r.origin, r.cookies))
-			if r.origin == "" || r.origin == d.base {
+			if r.origin == "" || r.origin == d.Base {
 				t.Errorf("a cross-site POST went with Origin %q: not the attack this test means", r.origin)
 			}
 		}
@@ -793,8 +826,11 @@ func crossSitePOST(t *testing.T, tb *tab, sim *consoleSim, d *proc) (target stri
 	if len(sent) < 4 {
 		t.Errorf("the browser sent %d POSTs to the retry endpoint, want 4 (form and fetch from two origins)", len(sent))
 	}
-	// Changed nothing: still parked, not sent again.
-	time.Sleep(2 * time.Second) // a retry that slipped through would be pushed within this
+	// Changed nothing: still parked, not sent again. No wait: the retry
+	// endpoint puts a receipt back in the outbox before it answers, and
+	// every POST has been answered, so a retry that slipped through shows
+	// now as the receipt no longer parked.
+	poll.Until(t, "every cross-site POST answered", 30*time.Second, func() bool { return len(tb.responsesTo(target)) >= len(sent) })
 	o := overview(t, d)
 	if !slices.ContainsFunc(o.ParkedReceipts, isParked(id)) {
 		t.Errorf("after the cross-site POSTs %s is no longer parked: %+v", id, o.ParkedReceipts)
@@ -809,13 +845,13 @@ func crossSitePOST(t *testing.T, tb *tab, sim *consoleSim, d *proc) (target stri
 // TestConsoleCrossSitePOST: no admin token, so loopback needs no login and
 // only the CSRF checks stand between another site and the daemon.
 func TestConsoleCrossSitePOST(t *testing.T) {
-	needChromium(t)
+	browser.Need(t)
 	sim, d := startConsoleStack(t, nil)
 	tb := openTab(t, browser.Options{Lang: "en"})
 	target := crossSitePOST(t, tb, sim, d)
 	// The 403s it provoked, and the icon chromium asks for when it shows
 	// the JSON answer of the form's POST.
-	tb.noProblems(target, d.base+"/favicon.ico")
+	tb.noProblems(target, d.Base+"/favicon.ico")
 }
 
 // TestConsoleLogin: with --admin-token, the login form refuses a wrong
@@ -824,11 +860,11 @@ func TestConsoleCrossSitePOST(t *testing.T) {
 // not in the daemon's log, journal or store; logging out clears the
 // cookie; a cross-site POST with the session cookie is still refused.
 func TestConsoleLogin(t *testing.T) {
-	needChromium(t)
+	browser.Need(t)
 	token := fmt.Sprintf("adm-%016x%016x", rand.Uint64(), rand.Uint64())
 	sim, d := startConsoleStack(t, []string{"SHOPBRIDGE_ADMIN_TOKEN=" + token})
 	tb := openTab(t, browser.Options{Lang: "en"})
-	tb.open(d.base + "/admin/login")
+	tb.open(d.Base + "/admin/login")
 	tb.waitJS("the login form", `document.querySelector('`+tid("login-form")+`')`, 30*time.Second)
 	if m := eval[string](tb, `document.querySelector('`+tid("login-form")+`').method`); m != "post" {
 		t.Errorf("the login form's method is %q, want post (a GET would put the token in the URL)", m)
@@ -837,7 +873,7 @@ func TestConsoleLogin(t *testing.T) {
 	tb.typeInto(tid("login-token"), token+"x")
 	tb.click(tid("login-submit"))
 	tb.waitJS("the login error", `document.querySelector('`+tid("login-error")+`') && !document.querySelector('`+tid("login-error")+`').hidden`, 30*time.Second)
-	if rs := tb.responsesTo(d.base + "/admin/login"); len(rs) == 0 || rs[len(rs)-1].status != 401 {
+	if rs := tb.responsesTo(d.Base + "/admin/login"); len(rs) == 0 || rs[len(rs)-1].status != 401 {
 		t.Errorf("a wrong token: responses %+v, want the last 401", rs)
 	}
 	if c := sessionCookie(t, tb, d); c != nil {
@@ -874,7 +910,7 @@ func TestConsoleLogin(t *testing.T) {
 	// along: only the CSRF checks refuse it.
 	target := crossSitePOST(t, tb, sim, d)
 
-	tb.open(d.base + "/admin/")
+	tb.open(d.Base + "/admin/")
 	tb.click(tid("logout"))
 	tb.waitJS("the login page after logout", `location.pathname === '/admin/login'`, 30*time.Second)
 	if c := sessionCookie(t, tb, d); c != nil {
@@ -895,21 +931,21 @@ func TestConsoleLogin(t *testing.T) {
 	}
 	t.Logf("%d URLs requested or visited, none with the token", len(urls))
 
-	status, journal, _ := do(t, "GET", d.base+"/admin/api/journal?limit=100000", nil, map[string]string{"Authorization": "Bearer " + token})
+	status, journal, _ := do(t, "GET", d.Base+"/admin/api/journal?limit=100000", nil, map[string]string{"Authorization": "Bearer " + token})
 	if status != 200 {
 		t.Fatalf("journal: %d", status)
 	}
 	if bytes.Contains(journal, []byte(token)) {
 		t.Error("the token is in the journal")
 	}
-	d.stop(t)
+	d.Stop(t)
 	if strings.Contains(d.Logs(), token) {
 		t.Error("the token is in the daemon's log")
 	}
 	if !strings.Contains(d.Logs(), "msg=") {
 		t.Fatal("the daemon logged nothing: the log check above saw nothing")
 	}
-	db, err := os.ReadFile(filepath.Join(dataDir(t, d), storage.FileName))
+	db, err := os.ReadFile(filepath.Join(d.Data, storage.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -917,26 +953,14 @@ func TestConsoleLogin(t *testing.T) {
 		t.Error("the token is in the store file")
 	}
 	// The wrong token's 401 and the attacks' 403s were provoked.
-	tb.noProblems(d.base+"/admin/login", target, d.base+"/favicon.ico")
-}
-
-// dataDir is the --data of a daemon started by startDaemon.
-func dataDir(t *testing.T, d *proc) string {
-	t.Helper()
-	for i, a := range d.cmd.Args {
-		if a == "--data" && i+1 < len(d.cmd.Args) {
-			return d.cmd.Args[i+1]
-		}
-	}
-	t.Fatal("no --data in the daemon's arguments")
-	return ""
+	tb.noProblems(d.Base+"/admin/login", target, d.Base+"/favicon.ico")
 }
 
 // sessionCookie returns the browser's shopbridge_session cookie for the
 // daemon, or nil.
 func sessionCookie(t *testing.T, tb *tab, d *proc) *network.Cookie {
 	t.Helper()
-	res, err := chromedp.Call(tb.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{d.base + "/admin/"}})
+	res, err := chromedp.Call(tb.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{d.Base + "/admin/"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -953,19 +977,34 @@ func sessionCookie(t *testing.T, tb *tab, d *proc) *network.Cookie {
 // into the page is refused and reported, which shows both that the policy
 // is enforced and that this test would see a violation.
 func TestConsoleCSP(t *testing.T) {
-	needChromium(t)
+	browser.Need(t)
 	_, d := startConsoleStack(t, []string{"SHOPBRIDGE_ADMIN_TOKEN=csp-test-token"})
 	postReceipt(t, d, receiptBody(uniqueID("csp"), "49040", "SELL", ""))
 	tb := openTab(t, browser.Options{Lang: "ru"})
 	for _, p := range []string{"/admin/", "/admin/journal", "/admin/bills?date=2026-03-22", "/admin/login"} {
 		from := tb.msgCount()
-		tb.open(d.base + p)
-		// Let the page's own requests (the first refresh) run.
+		tb.open(d.Base + p)
+		// Let the page's own requests (the first refresh) run and show:
+		// each page says when, then the console barrier brings in what
+		// the browser said meanwhile.
+		reqs := tb.reqCount()
 		tb.waitJS("the page loaded", `document.readyState === 'complete'`, 30*time.Second)
-		time.Sleep(2500 * time.Millisecond)
+		switch p {
+		case "/admin/":
+			tb.waitJS("the overview refreshed once", `+document.querySelector('`+tid("overview-updated")+`').dataset.refreshes >= 2`, 30*time.Second)
+		case "/admin/journal":
+			// The tail asks again only after showing its last answer.
+			poll.Until(t, "the journal's live tail to have asked twice", 30*time.Second, func() bool {
+				n, _ := tb.journalRequests(d.Base, reqs, true)
+				return n >= 2
+			})
+		case "/admin/bills?date=2026-03-22":
+			tb.waitJS("the bills shown", `document.querySelector('`+tid("bills-heading")+`').hasAttribute('data-view')`, 30*time.Second)
+		}
+		tb.consoleBarrier()
 		var page *gotResponse
-		for _, r := range tb.responsesTo(d.base + p) {
-			if r.url == d.base+p {
+		for _, r := range tb.responsesTo(d.Base + p) {
+			if r.url == d.Base+p {
 				page = &r
 			}
 		}
@@ -986,18 +1025,18 @@ func TestConsoleCSP(t *testing.T) {
 		}
 	}
 	// Every asset the pages loaded carries the policy too.
-	for _, r := range tb.responsesTo(d.base + "/admin/assets/") {
+	for _, r := range tb.responsesTo(d.Base + "/admin/assets/") {
 		if !strings.Contains(r.header["content-security-policy"], "script-src 'self'") {
 			t.Errorf("asset %s without the policy: %v", r.url, r.header)
 		}
 	}
-	tb.open(d.base + "/admin/")
+	tb.open(d.Base + "/admin/")
 	from := tb.msgCount()
 	ran := eval[bool](tb, `(() => { const s = document.createElement('script'); s.textContent = 'window.__inline = true'; document.body.appendChild(s); return window.__inline === true })()`)
 	if ran {
 		t.Error("an inline script ran on the console page: the policy is not enforced")
 	}
-	waitUntil(t, "the CSP violation reported in the console", 10*time.Second, func() bool {
+	poll.Until(t, "the CSP violation reported in the console", 10*time.Second, func() bool {
 		return slices.ContainsFunc(tb.problems(from), func(s string) bool { return strings.Contains(s, "Content Security Policy") })
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/shopbridge/shopbridge/crmsim"
 	"github.com/shopbridge/shopbridge/internal/browser"
+	"github.com/shopbridge/shopbridge/internal/poll"
 )
 
 // TestConsoleScreenshots writes the README's screenshots of the console
@@ -29,7 +30,7 @@ func TestConsoleScreenshots(t *testing.T) {
 	if out == "" {
 		t.Skip("screenshots are written only with SHOPBRIDGE_SCREENSHOTS=DIR (make screenshots)")
 	}
-	needChromium(t)
+	browser.Need(t)
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +39,7 @@ func TestConsoleScreenshots(t *testing.T) {
 	// One receipt parked by the upstream's 400.
 	sim.fault(t, crmsim.Fault{Mode: crmsim.Fault400, Kind: crmsim.KindReceipts})
 	postReceipt(t, d, billReceipt(t, d, consoleRegister, "6a1f0c2e-0b7d-4e55-9a0e-2f4c8d1b7e01", "48983", "FullSettlement"))
-	waitUntil(t, "the receipt parked", 30*time.Second, func() bool { return overview(t, d).Parked == 1 })
+	poll.Until(t, "the receipt parked", 30*time.Second, func() bool { return overview(t, d).Parked == 1 })
 	sim.fault(t, crmsim.Fault{})
 	// Two registers: what they ask before a sale, then the receipt.
 	// Settled bills, a prepayment, and bill 49040 paid twice.
@@ -52,23 +53,23 @@ func TestConsoleScreenshots(t *testing.T) {
 	} {
 		hdr := map[string]string{"X-Evotor-Device-UUID": registers[i%2], "X-Evotor-Store-Uuid": "20240110-6C1F-40F8-8042-3D9C3D4B6E2A"}
 		for _, p := range []string{"/api/v2/hello", "/api/v2/list?date=today", "/api/v2/list", "/api/v2/bill/byid/" + r.bill} {
-			if status, b, _ := do(t, "GET", d.base+p, nil, hdr); status != 200 {
+			if status, b, _ := do(t, "GET", d.Base+p, nil, hdr); status != 200 {
 				t.Fatalf("GET %s: %d %s", p, status, b)
 			}
 		}
 		hdr["Content-Type"] = "application/json"
-		if status, b, _ := do(t, "POST", d.base+"/api/v2/receipts", billReceipt(t, d, registers[i%2], r.id, r.bill, r.method), hdr); status != 200 {
+		if status, b, _ := do(t, "POST", d.Base+"/api/v2/receipts", billReceipt(t, d, registers[i%2], r.id, r.bill, r.method), hdr); status != 200 {
 			t.Fatalf("POST receipt: %d %s", status, b)
 		}
 	}
-	waitUntil(t, "the receipts delivered", 30*time.Second, func() bool { return overview(t, d).Outbox == 0 })
+	poll.Until(t, "the receipts delivered", 30*time.Second, func() bool { return overview(t, d).Outbox == 0 })
 
 	total := 0
 	// shoot opens path, waits for ready, runs then (if any) and saves the
 	// screenshot.
 	shoot := func(tb *tab, name, path, ready string, height int, then func()) {
 		t.Helper()
-		tb.open(d.base + path)
+		tb.open(d.Base + path)
 		tb.waitJS(name+" ready for its screenshot", ready, 30*time.Second)
 		if then != nil {
 			then()
@@ -93,7 +94,7 @@ func TestConsoleScreenshots(t *testing.T) {
 	sim.fault(t, crmsim.Fault{Mode: crmsim.FaultRefuse})
 	postReceipt(t, d, billReceipt(t, d, consoleRegister, "5b4d2f07-8a9e-4b3d-a6f5-0f1c2d3e4f56", "49020", "FullSettlement"))
 	postReceipt(t, d, billReceipt(t, d, consoleRegister, "6c3e1a98-7f0a-4c4e-b5a6-1a2d3e4f5a67", "48957", ""))
-	waitUntil(t, "the upstream offline", 60*time.Second, func() bool { return overview(t, d).Upstream == "offline" })
+	poll.Until(t, "the upstream offline", 60*time.Second, func() bool { return overview(t, d).Upstream == "offline" })
 	offline := `document.querySelector('[data-testid="upstream-state"]').dataset.state === 'offline' && document.querySelector('[data-testid="parked-row"]') && document.querySelector('[data-testid="outbox-count"]').dataset.count === '2'`
 	shoot(ru, "overview", "/admin/", offline, -1, nil)
 	ru.noProblems()
@@ -107,7 +108,7 @@ func TestConsoleScreenshots(t *testing.T) {
 // bill's products as items, its number, its sum.
 func billReceipt(t *testing.T, d *proc, device, id, billID, method string) []byte {
 	t.Helper()
-	status, body, _ := do(t, "GET", d.base+"/api/v2/bill/byid/"+billID, nil, map[string]string{"X-Evotor-Device-UUID": device})
+	status, body, _ := do(t, "GET", d.Base+"/api/v2/bill/byid/"+billID, nil, map[string]string{"X-Evotor-Device-UUID": device})
 	if status != 200 {
 		t.Fatalf("bill %s: %d %s", billID, status, body)
 	}

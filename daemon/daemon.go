@@ -17,14 +17,10 @@ import (
 
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/api"
-	"github.com/shopbridge/shopbridge/crmsim"
 	"github.com/shopbridge/shopbridge/discovery"
 	"github.com/shopbridge/shopbridge/storage"
 	upsync "github.com/shopbridge/shopbridge/sync"
 )
-
-// ShutdownGrace is how long Close lets requests in flight finish.
-const ShutdownGrace = 10 * time.Second
 
 // Daemon is one running shopbridge.
 type Daemon struct {
@@ -32,16 +28,21 @@ type Daemon struct {
 	Logger *slog.Logger
 	// Now is the clock for date=today; tests may set it.
 	Now func() time.Time
+	// Mono is the monotonic clock journal retention counts on (see
+	// steady.go); nil: the process's own. Tests may set it.
+	Mono func() time.Duration
 
 	Store     *storage.Store
 	journal   *journalWriter
+	backups   *backups
 	syncer    *upsync.Syncer
-	server    *api.Server
-	http      *http.Server
+	server    *api.Server // serving from Open to Close; nil otherwise
 	ln        net.Listener
+	https     *shopbridge.HTTPSStatus
 	announcer *discovery.Announcer
 	started   time.Time
-	serveErr  chan error
+	// consoleURLs are where a browser opens the console (startup.go).
+	consoleURLs []string
 }
 
 // New returns a daemon for cfg; nothing runs until Open.
@@ -72,14 +73,19 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	cfg := d.Config
 	d.Store, err = storage.Open(filepath.Join(cfg.DataDir, storage.FileName), storage.Options{Logger: d.Logger})
 	if err != nil {
-		return err
+		return PermissionHint(err, cfg.DataDir)
 	}
-	if cfg.Demo {
-		if err := SeedDemo(d.Store); err != nil {
+	if cfg.Demo != nil {
+		if err := SeedDemo(d.Store, cfg.Demo); err != nil {
 			return fmt.Errorf("seed demo bills: %w", err)
 		}
 	}
+	mono := d.Mono
+	if mono == nil {
+		mono = monoSince()
+	}
 	d.journal = newJournalWriter(d.Store, d.Logger, cfg.JournalMaxAge, cfg.JournalMaxSize)
+	d.journal.steady = newSteadyClock(d.Store, func() time.Time { return d.Now() }, mono)
 	d.journal.open()
 
 	var readThrough shopbridge.ReadThrough
@@ -92,35 +98,41 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		metrics = append(metrics, d.syncer)
 	}
 	metrics = append(metrics, journalMetrics{d.journal})
-	d.server = api.New(api.Config{
+	d.backups = newBackups(d.Store, cfg, d.Logger)
+	d.backups.open()
+	metrics = append(metrics, d.backups)
+	own := &daemonMetrics{store: d.Store, started: d.started, mdns: cfg.MDNS}
+	metrics = append(metrics, own)
+	hosts := append(discovery.HostNames(cfg.Name, d.Store.InstanceID()), cfg.AdminHosts...)
+	if d.ln, err = listen(cfg.Listen); err != nil {
+		return err
+	}
+	var https *shopbridge.HTTPSStatus
+	var tlsLn net.Listener // nil: https-listen none
+	if cfg.HTTPSListen != "" {
+		sc, err := d.loadServerCert(hosts)
+		if err != nil {
+			return err
+		}
+		raw, err := listen(cfg.HTTPSListen)
+		if err != nil {
+			return err
+		}
+		tlsLn = api.TLSListener(raw, sc.cert)
+		info := sc.info
+		info.Addr, info.Port = raw.Addr().String(), raw.Addr().(*net.TCPAddr).Port
+		https = &info
+	}
+	d.https = https
+	server := api.New(api.Config{
 		Store: d.Store, ReadThrough: readThrough, Journal: d.journal, Logger: d.Logger,
 		TerminalToken: cfg.TerminalToken, AdminToken: cfg.AdminToken, Allow: cfg.Allow,
+		Hosts:    hosts,
 		Timezone: cfg.Timezone, Now: func() time.Time { return d.Now() }, Status: d.status, BriefStatus: d.briefStatus, Metrics: metrics,
+		HTTPS: https,
 	})
-
-	d.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("listen on %s: the port is already in use (another shopbridge or program holds it)", cfg.Listen)
-		}
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
-	d.http = &http.Server{
-		Handler: d.server,
-		// Headers, and a body other than a receipt's (which has a deadline
-		// of its own, see api.BodyTime), within 5 s: one deadline for both
-		// saves net/http a timer change on every request.
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       5 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    api.MaxHeaderBytes, // the handler's own limits answer with the Evotor body
-		ConnContext:       d.server.ConnContext,
-		ErrorLog:          slog.NewLogLogger(d.Logger.With("part", "http").Handler(), slog.LevelWarn),
-	}
-	d.serveErr = make(chan error, 1)
-	srv, ln := d.http, api.Listener(d.ln) // Close clears the fields
-	go func() { d.serveErr <- srv.Serve(ln) }()
+	server.Open(d.ln, tlsLn)
+	d.server = server
 
 	if d.syncer != nil {
 		if err := d.syncer.Open(ctx); err != nil {
@@ -128,14 +140,20 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		}
 	}
 	if cfg.MDNS {
-		d.announcer = discovery.New(discovery.Config{Instance: cfg.Name, InstanceID: d.Store.InstanceID(),
-			Version: shopbridge.Version, Port: d.Port(), Ifaces: cfg.MDNSIfaces, Logger: d.Logger})
+		dc := discovery.Config{Instance: cfg.Name, InstanceID: d.Store.InstanceID(),
+			Version: shopbridge.Version, UpstreamID: discovery.UpstreamID(cfg.Upstream, cfg.UpstreamToken),
+			Port: d.Port(), Ifaces: cfg.MDNSIfaces, Logger: d.Logger}
+		if https != nil {
+			dc.HTTPSPort, dc.TLSFingerprint = https.Port, https.Fingerprint
+		}
+		d.announcer = discovery.New(dc)
 		if err := d.announcer.Open(ctx); err != nil {
 			return fmt.Errorf("start discovery: %w", err)
 		}
+		own.announcer.Store(d.announcer)
 	}
-	d.Logger.Info("listening", "addr", d.Addr(), "data", cfg.DataDir, "upstream", upstreamLabel(cfg.Upstream),
-		"mdns", cfg.MDNS, "version", shopbridge.Version, "ready_ms", time.Since(d.started).Milliseconds())
+	d.consoleURLs = consoleURLsFor(d.ln.Addr().(*net.TCPAddr), https, d.lanConsoleAddrs())
+	d.logStart()
 	d.warnStandaloneOutbox("at start")
 	return nil
 }
@@ -154,7 +172,7 @@ func (d *Daemon) warnStandaloneOutbox(when string) {
 
 func upstreamLabel(u string) string {
 	if u == "" {
-		return "none"
+		return "standalone"
 	}
 	return u
 }
@@ -165,6 +183,26 @@ func (d *Daemon) Addr() string {
 		return ""
 	}
 	return d.ln.Addr().String()
+}
+
+// listen binds addr, naming a taken port as such.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("listen on %s: the port is already in use (another shopbridge or program holds it)", addr)
+		}
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// HTTPSAddr is the bound HTTPS listener address, "" when it is off.
+func (d *Daemon) HTTPSAddr() string {
+	if d.https == nil {
+		return ""
+	}
+	return d.https.Addr
 }
 
 // Port is the bound TCP port (what discovery announces).
@@ -225,28 +263,35 @@ func (d *Daemon) checkHTTP(ctx context.Context) error {
 }
 
 // Done reports a serving failure after Open.
-func (d *Daemon) Done() <-chan error { return d.serveErr }
+func (d *Daemon) Done() <-chan error {
+	if d.server == nil {
+		return nil
+	}
+	return d.server.Done()
+}
 
 // Close stops discovery (goodbye), lets requests in flight finish, stops
 // sync, writes the last journal entries and closes the store.
 func (d *Daemon) Close() error {
 	var errs []error
-	serving := d.http != nil
+	serving := d.server != nil
 	if d.announcer != nil {
 		errs = append(errs, d.announcer.Close())
 		d.announcer = nil
 	}
-	if d.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
-		errs = append(errs, d.http.Shutdown(ctx))
-		cancel()
-		d.http = nil
+	if d.server != nil {
+		errs = append(errs, d.server.Close()) // and the listeners
+		d.server = nil
 	} else if d.ln != nil {
-		d.ln.Close()
+		d.ln.Close() // bound, but Open failed before serving
 	}
 	if d.syncer != nil {
 		errs = append(errs, d.syncer.Close())
 		d.syncer = nil
+	}
+	if d.backups != nil {
+		d.backups.close()
+		d.backups = nil
 	}
 	if d.journal != nil {
 		d.journal.close()
@@ -269,36 +314,33 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func (d *Daemon) status() api.Status { return d.statusWith(true) }
+// status is admin/api/status: the daemon's parts and the store's, each
+// list capped at api.StatusListLimit.
+func (d *Daemon) status() api.Status {
+	st := d.statusWith(true)
+	_ = st.ReadStore(d.Store, api.StatusLists{Limit: api.StatusListLimit}) // what fails stays zero, as ever
+	return st
+}
 
-// briefStatus is the status without the lists that walk the store (parked
-// receipts, bills paid twice): the console polls it every 2 s and asks for
-// the first few of each itself.
+// briefStatus is the status without the store's part: the console polls
+// it every 2 s and reads that part itself, once, with its own lists.
 func (d *Daemon) briefStatus() api.Status { return d.statusWith(false) }
 
+// statusWith is the daemon's parts of the status; with lists, the
+// registers are capped at api.StatusListLimit (the console's overview
+// keeps its own layout).
 func (d *Daemon) statusWith(lists bool) api.Status {
-	st := api.Status{Version: shopbridge.Version, InstanceID: d.Store.InstanceID(), Name: d.Config.Name, Addr: d.Addr(),
+	st := api.Status{Version: shopbridge.Version, Name: d.Config.Name, Addr: d.Addr(),
 		StartedAt: d.started, Upstream: shopbridge.UpstreamNone, SyncedAt: timePtr(d.Store.SyncedAt()),
-		System: d.Store.System(), PaidTwice: []string{}, ParkedList: []api.ParkedReceipt{}, Terminals: []storage.Terminal{}}
-	if s, err := d.Store.Stats(); err == nil {
-		st.Store = s
-		st.Bills, st.OpenBills, st.Receipts, st.Outbox, st.Parked = s.Bills, s.OpenBills, s.Receipts, s.Outbox, s.Parked
-	}
-	st.StoreHealth = d.Store.Health()
-	st.OutboxOldest = timePtr(d.Store.OldestQueued())
-	if lists {
-		if ids, err := d.Store.PaidTwice(); err == nil && ids != nil {
-			st.PaidTwice = ids
-		}
-		if rs, err := d.Store.Parked(); err == nil {
-			for _, r := range rs {
-				st.ParkedList = append(st.ParkedList, api.ParkedReceipt{EventID: r.EventID, BillID: r.BillID,
-					ReceivedAt: r.ReceivedAt, Attempts: r.Attempts, Answer: r.LastError})
-			}
-		}
-	}
+		System: d.Store.System(), PaidTwice: []string{}, ParkedList: []api.ParkedReceipt{}, Terminals: []storage.Terminal{},
+		ListLimit: api.StatusListLimit, OutboxList: []api.QueueReceipt{}, ConsoleURLs: d.consoleURLs,
+		Duplicates: []shopbridge.Duplicate{}, HTTPS: d.https}
 	if d.journal != nil {
-		st.Terminals = d.journal.Terminals()
+		st.Terminals = d.journal.Terminals() // newest first
+		st.TerminalsCount = len(st.Terminals)
+		if lists {
+			st.Terminals = st.Terminals[:min(len(st.Terminals), api.StatusListLimit)]
+		}
 		st.Journal = api.JournalStatus{Written: d.journal.written.Load(), Dropped: d.journal.dropped.Load(),
 			Queued: d.journal.queued(), LagMS: float64(d.journal.lagNS.Load()) / 1e6}
 	}
@@ -306,35 +348,19 @@ func (d *Daemon) statusWith(lists bool) api.Status {
 		ss := d.syncer.Status()
 		st.Upstream, st.UpstreamURL, st.LastError, st.LastErrorAt = ss.Upstream, ss.UpstreamURL, ss.LastError, timePtr(ss.LastErrorAt)
 		st.UpstreamSince, st.LastPullAt, st.LastPushAt = timePtr(ss.UpstreamSince), timePtr(ss.LastPullAt), timePtr(ss.LastPushAt)
+		st.Clock = ss.Clock
+		st.UpstreamBusyUntil, st.UpstreamBusyReason = timePtr(ss.BusyUntil), ss.BusyReason
+	}
+	if d.backups != nil {
+		st.Backup = d.backups.status()
 	}
 	if d.announcer != nil {
 		st.MDNS = d.announcer.Status()
+		st.Duplicates = d.announcer.Duplicates()
 	} else {
 		st.MDNS = shopbridge.MDNSStatus{State: "off", Interfaces: []shopbridge.MDNSInterface{}}
 	}
 	return st
-}
-
-// SeedDemo fills an empty store with the simulator's sample bills, so a
-// person can try the API with curl right away.
-func SeedDemo(st *storage.Store) error {
-	if s, err := st.Stats(); err != nil || s.Bills > 0 {
-		return err
-	}
-	data := crmsim.DefaultData()
-	now := time.Now()
-	var sums []shopbridge.BillSummary
-	for _, raw := range data.Bills {
-		b, _, err := st.PutBill(raw, now)
-		if err != nil {
-			return err
-		}
-		sums = append(sums, b.Summary)
-	}
-	if _, err := st.ApplyList(sums, storage.ListPartial, now); err != nil {
-		return err
-	}
-	return st.SetSystem(data.System)
 }
 
 // journalMetrics exposes the journal writer's counters.

@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -15,11 +14,13 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shopbridge/shopbridge"
+	"github.com/shopbridge/shopbridge/api"
+	"github.com/shopbridge/shopbridge/internal/daemontest"
+	"github.com/shopbridge/shopbridge/internal/poll"
 	"github.com/shopbridge/shopbridge/internal/testbin"
 	"github.com/shopbridge/shopbridge/storage"
 )
@@ -30,78 +31,33 @@ func TestMain(m *testing.M) {
 	testbin.Main(m, &binary)
 }
 
-// proc is a running shopbridge.
-type proc struct {
-	cmd  *exec.Cmd
-	base string
-	logs *bytes.Buffer
-	mu   *sync.Mutex
-}
-
-var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
+// proc is a running shopbridge run.
+type proc = daemontest.Daemon
 
 // startDaemon runs `shopbridge run` on 127.0.0.1:0 with mDNS off and waits
-// for its listening line.
+// until it listens (daemontest.Start with this suite's binary).
 func startDaemon(t testing.TB, data string, env []string, args ...string) *proc {
 	t.Helper()
-	all := append([]string{"run", "--listen", "127.0.0.1:0", "--data", data, "--mdns=false",
-		"--config", filepath.Join(t.TempDir(), "none.toml")}, args...)
-	// A named config file must exist; give an empty one.
-	os.WriteFile(all[7], nil, 0o600)
-	cmd := exec.Command(binary, all...)
-	cmd.Env = append(os.Environ(), env...)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, logs: &bytes.Buffer{}, mu: &sync.Mutex{}}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.logs.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		p.base = "http://" + a
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("daemon did not start:\n%s", p.Logs())
-	}
-	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
-	return p
+	return daemontest.Start(t, binary, data, env, args...)
 }
 
-func (p *proc) Logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
-
-func (p *proc) stop(t testing.TB) {
+// journalFlushed waits until the daemon's journal writer has written or
+// dropped n entries and holds none queued: the flush a test needs before
+// it reads the journal, or the log the writer may add to. n counts the
+// terminal calls (/api/...) made so far; the test must make no other call
+// the journal records (none when there is no upstream).
+func journalFlushed(t testing.TB, p *proc, n int) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("daemon exited with %v:\n%s", err, p.Logs())
+	poll.Until(t, fmt.Sprintf("the journal writer to have taken %d entries", n), 60*time.Second, func() bool {
+		var st struct {
+			Journal api.JournalStatus `json:"journal"`
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("daemon did not stop on SIGTERM")
-	}
-}
-
-func (p *proc) kill() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	p.cmd.Wait()
+		_, b, _ := do(t, "GET", p.Base+"/admin/api/status", nil, nil)
+		if err := json.Unmarshal(b, &st); err != nil {
+			t.Fatalf("status: %v: %s", err, b)
+		}
+		return st.Journal.Queued == 0 && st.Journal.Written+st.Journal.Dropped >= uint64(n)
+	})
 }
 
 func do(t testing.TB, method, url string, body []byte, hdr map[string]string) (int, []byte, http.Header) {
@@ -215,7 +171,7 @@ func TestFixtureReplay(t *testing.T) {
 					t.Fatalf("no response for request %d", i)
 				}
 				used[want] = true
-				url := p.base + req.Get["q"]
+				url := p.Base + req.Get["q"]
 				var q []string
 				for k, v := range req.Get {
 					if k != "q" && !(e.Kind == "BILL" && k == "id") {
@@ -248,7 +204,7 @@ func TestFixtureReplay(t *testing.T) {
 				}
 				replayed++
 			}
-			p.stop(t)
+			p.Stop(t)
 		})
 	}
 	if replayed != 10 {
@@ -292,7 +248,7 @@ func seedFromFixture(t testing.TB, path string, es []fixtureEntry) {
 			json.Unmarshal(e.Body, &raws)
 			var sums []shopbridge.BillSummary
 			for _, r := range raws {
-				s, err := storage.ParseSummary(r)
+				s, err := shopbridge.ParseSummary(r)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -333,32 +289,32 @@ func TestSettleAndReopen(t *testing.T) {
 	data := t.TempDir()
 	p := startDaemon(t, data, nil, "--demo")
 	listHas := func(id string) bool {
-		_, b, _ := do(t, "GET", p.base+"/api/v2/list", nil, nil)
+		_, b, _ := do(t, "GET", p.Base+"/api/v2/list", nil, nil)
 		return bytes.Contains(b, []byte(`"id":`+id+`,`))
 	}
 	if !listHas("49040") {
 		t.Fatal("demo bill 49040 not listed")
 	}
-	if s, b, _ := do(t, "POST", p.base+"/api/v2/receipts", receiptBody("sell-1", "49040", "SELL", "FullSettlement"), nil); s != 200 || len(b) != 0 {
+	if s, b, _ := do(t, "POST", p.Base+"/api/v2/receipts", receiptBody("sell-1", "49040", "SELL", "FullSettlement"), nil); s != 200 || len(b) != 0 {
 		t.Fatalf("receipt: %d %s", s, b)
 	}
 	if listHas("49040") {
 		t.Error("settled bill 49040 still in the no-parameter list")
 	}
-	if _, b, _ := do(t, "GET", p.base+"/api/v2/list?number=49040-CRM", nil, nil); !bytes.Contains(b, []byte("49040")) {
+	if _, b, _ := do(t, "GET", p.Base+"/api/v2/list?number=49040-CRM", nil, nil); !bytes.Contains(b, []byte("49040")) {
 		t.Errorf("number= must find a settled bill, got %s", b)
 	}
-	do(t, "POST", p.base+"/api/v2/receipts", receiptBody("payback-1", "49040", "PAYBACK", ""), nil)
+	do(t, "POST", p.Base+"/api/v2/receipts", receiptBody("payback-1", "49040", "PAYBACK", ""), nil)
 	if !listHas("49040") {
 		t.Error("PAYBACK did not reopen bill 49040")
 	}
-	do(t, "POST", p.base+"/api/v2/receipts", receiptBody("pre-1", "49024", "SELL", "FullPrepayment"), nil)
+	do(t, "POST", p.Base+"/api/v2/receipts", receiptBody("pre-1", "49024", "SELL", "FullPrepayment"), nil)
 	if !listHas("49024") {
 		t.Error("a prepayment must leave bill 49024 open")
 	}
-	do(t, "POST", p.base+"/api/v2/receipts", receiptBody("sell-2", "49020", "SELL", ""), nil)
-	do(t, "POST", p.base+"/api/v2/receipts", receiptBody("sell-3", "49020", "SELL", "FullSettlement"), nil)
-	_, b, _ := do(t, "GET", p.base+"/admin/api/status", nil, nil)
+	do(t, "POST", p.Base+"/api/v2/receipts", receiptBody("sell-2", "49020", "SELL", ""), nil)
+	do(t, "POST", p.Base+"/api/v2/receipts", receiptBody("sell-3", "49020", "SELL", "FullSettlement"), nil)
+	_, b, _ := do(t, "GET", p.Base+"/admin/api/status", nil, nil)
 	var st struct {
 		PaidTwice []string `json:"paid_twice"`
 		Receipts  int      `json:"receipts"`
@@ -396,7 +352,7 @@ func TestKillAfterAck(t *testing.T) {
 				}
 				n++
 				id := fmt.Sprintf("kill-%d-%d", i, n)
-				resp, err := client.Post(p.base+"/api/v2/receipts", "application/json", bytes.NewReader(receiptBody(id, "", "SELL", "")))
+				resp, err := client.Post(p.Base+"/api/v2/receipts", "application/json", bytes.NewReader(receiptBody(id, "", "SELL", "")))
 				if err != nil {
 					return // killed
 				}
@@ -407,8 +363,10 @@ func TestKillAfterAck(t *testing.T) {
 				}
 			}
 		}()
+		// Not a wait for something: the random moment of the SIGKILL is
+		// what the test varies.
 		time.Sleep(time.Duration(20+rand.IntN(60)) * time.Millisecond)
-		p.kill()
+		p.Kill()
 		close(stop)
 		<-done
 	}
@@ -444,7 +402,7 @@ func TestKillAfterAck(t *testing.T) {
 func TestConcurrentRegisters(t *testing.T) {
 	p := startDaemon(t, t.TempDir(), nil)
 	commits := func() int {
-		_, b, _ := do(t, "GET", p.base+"/admin/api/status", nil, nil)
+		_, b, _ := do(t, "GET", p.Base+"/admin/api/status", nil, nil)
 		var st struct {
 			Receipts int
 			Store    struct{ Commits int }
@@ -452,8 +410,12 @@ func TestConcurrentRegisters(t *testing.T) {
 		json.Unmarshal(b, &st)
 		return st.Store.Commits
 	}
-	// Let the journal writer settle so its commits don't count.
-	time.Sleep(300 * time.Millisecond)
+	// Nothing to wait for before counting: the daemon commits what it
+	// does at start before it listens, the journal writer holds nothing
+	// (checked here), and its own timers (terminals, pruning) first fire
+	// after 10 s; the journal batches of this test's calls are counted
+	// below anyway.
+	journalFlushed(t, p, 0)
 	before := commits()
 	const registers = 200
 	var wg sync.WaitGroup
@@ -465,7 +427,7 @@ func TestConcurrentRegisters(t *testing.T) {
 			defer wg.Done()
 			<-start
 			body := receiptBody(fmt.Sprintf("reg-%d", i), fmt.Sprint(1000+i), "SELL", "")
-			resp, err := http.Post(p.base+"/api/v2/receipts", "application/json", bytes.NewReader(body))
+			resp, err := http.Post(p.Base+"/api/v2/receipts", "application/json", bytes.NewReader(body))
 			if err != nil {
 				errs <- err.Error()
 				return
@@ -475,7 +437,7 @@ func TestConcurrentRegisters(t *testing.T) {
 				errs <- resp.Status
 			}
 			// A register retrying after a lost answer: still stored once.
-			resp, err = http.Post(p.base+"/api/v2/receipts", "application/json", bytes.NewReader(body))
+			resp, err = http.Post(p.Base+"/api/v2/receipts", "application/json", bytes.NewReader(body))
 			if err == nil {
 				resp.Body.Close()
 				if resp.StatusCode != 200 {
@@ -491,7 +453,7 @@ func TestConcurrentRegisters(t *testing.T) {
 		t.Error(e)
 	}
 	after := commits()
-	_, b, _ := do(t, "GET", p.base+"/admin/api/status", nil, nil)
+	_, b, _ := do(t, "GET", p.Base+"/admin/api/status", nil, nil)
 	var st struct{ Receipts, Outbox int }
 	json.Unmarshal(b, &st)
 	if st.Receipts != registers || st.Outbox != registers {
@@ -510,7 +472,7 @@ func TestConcurrentRegisters(t *testing.T) {
 func TestStartFailures(t *testing.T) {
 	data := t.TempDir()
 	p := startDaemon(t, data, nil)
-	addr := strings.TrimPrefix(p.base, "http://")
+	addr := strings.TrimPrefix(p.Base, "http://")
 	cases := []struct {
 		name string
 		args []string
@@ -548,9 +510,9 @@ func TestStartFailures(t *testing.T) {
 // the daemon answers.
 func TestBackupWhileServing(t *testing.T) {
 	p := startDaemon(t, t.TempDir(), nil, "--demo")
-	do(t, "POST", p.base+"/api/v2/receipts", receiptBody("b-1", "49040", "SELL", ""), nil)
+	do(t, "POST", p.Base+"/api/v2/receipts", receiptBody("b-1", "49040", "SELL", ""), nil)
 	dst := filepath.Join(t.TempDir(), "backup.db")
-	out, err := exec.Command(binary, "backup", "--addr", p.base, dst).CombinedOutput()
+	out, err := exec.Command(binary, "backup", "--addr", p.Base, dst).CombinedOutput()
 	if err != nil {
 		t.Fatalf("backup: %v: %s", err, out)
 	}
@@ -571,17 +533,10 @@ func TestBackupWhileServing(t *testing.T) {
 // cloud's (the one-line view is tested in cmd/shopbridge).
 func TestJournalCommand(t *testing.T) {
 	p := startDaemon(t, t.TempDir(), nil, "--demo")
-	do(t, "GET", p.base+"/api/v2/bill/byid/49040", nil, map[string]string{"X-Evotor-Device-UUID": "dev-1", "Authorization": "Bearer secret-token"})
-	do(t, "GET", p.base+"/api/v2/list?number=49040-CRM", nil, nil)
-	var out []byte
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _ = exec.Command(binary, "journal", "--full", "--addr", p.base, "--kind", "BILL", "--since", "1h").CombinedOutput()
-		if bytes.Contains(out, []byte("Ответ (BILL)")) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	do(t, "GET", p.Base+"/api/v2/bill/byid/49040", nil, map[string]string{"X-Evotor-Device-UUID": "dev-1", "Authorization": "Bearer secret-token"})
+	do(t, "GET", p.Base+"/api/v2/list?number=49040-CRM", nil, nil)
+	journalFlushed(t, p, 2)
+	out, _ := exec.Command(binary, "journal", "--full", "--addr", p.Base, "--kind", "BILL", "--since", "1h").CombinedOutput()
 	for _, want := range []string{"| Ответ (BILL) | {", "| Запрос (BILL) | {", "dev-1", `"summ": 4604.04`} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("journal output lacks %q:\n%s", want, out)
@@ -593,7 +548,7 @@ func TestJournalCommand(t *testing.T) {
 	if bytes.Contains(out, []byte("secret-token")) {
 		t.Error("a token reached the journal")
 	}
-	js, err := exec.Command(binary, "journal", "--addr", p.base, "--json").Output()
+	js, err := exec.Command(binary, "journal", "--addr", p.Base, "--json").Output()
 	if err != nil || !json.Valid(js) {
 		t.Errorf("journal --json: %v: %s", err, js)
 	}

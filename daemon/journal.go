@@ -23,6 +23,7 @@ type journalWriter struct {
 	logger   *slog.Logger
 	maxAge   time.Duration
 	maxBytes int64
+	steady   *steadyClock // nil: wall clock (no daemon around the writer)
 
 	qmu     sync.Mutex
 	queue   []shopbridge.JournalEntry // recorded, not yet taken by the writer
@@ -67,6 +68,9 @@ func terminalKey(t storage.Terminal) string {
 func (j *journalWriter) Record(e shopbridge.JournalEntry) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
+	}
+	if j.steady != nil && e.Steady.IsZero() {
+		e.Steady = j.steady.Now()
 	}
 	j.qmu.Lock()
 	n := len(j.queue)
@@ -154,6 +158,9 @@ func (j *journalWriter) loop(ctx context.Context) {
 			gathering = false
 			drain()
 		case <-prune.C:
+			if j.steady != nil && !j.store.Degraded() {
+				_ = j.steady.save(j.store)
+			}
 			j.prune()
 			prune.Reset(time.Minute)
 		case <-flush.C:
@@ -162,6 +169,9 @@ func (j *journalWriter) loop(ctx context.Context) {
 		case <-ctx.Done():
 			drain()
 			j.flushTerminals()
+			if j.steady != nil && !j.store.Degraded() {
+				_ = j.steady.save(j.store)
+			}
 			return
 		}
 	}
@@ -239,7 +249,11 @@ func (j *journalWriter) restoreDirty(ts []storage.Terminal) {
 
 func (j *journalWriter) prune() {
 	for {
-		n, err := j.store.PruneJournal(time.Now(), j.maxAge, j.maxBytes, 10000)
+		now := time.Now()
+		if j.steady != nil {
+			now = j.steady.Now()
+		}
+		n, err := j.store.PruneJournal(now, j.maxAge, j.maxBytes, 10000)
 		if err != nil {
 			if shopbridge.ErrorKind(err) != shopbridge.EUNAVAILABLE {
 				j.logger.Error("journal prune failed", "err", err)

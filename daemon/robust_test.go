@@ -16,6 +16,7 @@ import (
 
 	"github.com/shopbridge/shopbridge/api"
 	"github.com/shopbridge/shopbridge/internal/fulldisk"
+	"github.com/shopbridge/shopbridge/internal/poll"
 	"github.com/shopbridge/shopbridge/storage"
 )
 
@@ -42,10 +43,12 @@ func evotorBody(b []byte) (code int, reason, subject string, ok bool) {
 func TestFullDiskThroughDaemon(t *testing.T) {
 	data := fulldisk.Mount(t, "4m")
 	p := startDaemon(t, data, nil)
+	calls := 0 // terminal calls, each a journal entry
 	post := func(id string) (int, []byte) {
+		calls++
 		body := receiptBody(id, "", "SELL", "")
 		body = []byte(strings.Replace(string(body), `"data":{`, `"data":{"pad":"`+strings.Repeat("x", 3000)+`",`, 1))
-		code, b, _ := do(t, "POST", p.base+"/api/v2/receipts", body, map[string]string{"X-Evotor-Device-UUID": "reg-1"})
+		code, b, _ := do(t, "POST", p.Base+"/api/v2/receipts", body, map[string]string{"X-Evotor-Device-UUID": "reg-1"})
 		return code, b
 	}
 	var acked []string
@@ -80,13 +83,14 @@ func TestFullDiskThroughDaemon(t *testing.T) {
 		}
 	}
 	// Reads go on.
-	if code, b, _ := do(t, "GET", p.base+"/api/v2/list", nil, nil); code != 200 {
+	calls++
+	if code, b, _ := do(t, "GET", p.Base+"/api/v2/list", nil, nil); code != 200 {
 		t.Errorf("list on a full disk: %d %s", code, b)
 	}
-	if code, b, _ := do(t, "GET", p.base+"/healthz", nil, nil); code != 503 || !strings.Contains(string(b), "store degraded: disk full") {
+	if code, b, _ := do(t, "GET", p.Base+"/healthz", nil, nil); code != 503 || !strings.Contains(string(b), "store degraded: disk full") {
 		t.Errorf("healthz on a full disk: %d %q", code, b)
 	}
-	_, metrics, _ := do(t, "GET", p.base+"/metrics", nil, nil)
+	_, metrics, _ := do(t, "GET", p.Base+"/metrics", nil, nil)
 	for _, want := range []string{`shopbridge_store_degraded{reason="disk full"} 1`, `shopbridge_store_degraded{reason="I/O error"} 0`} {
 		if !strings.Contains(string(metrics), want+"\n") {
 			t.Errorf("metrics lack %q", want)
@@ -98,18 +102,20 @@ func TestFullDiskThroughDaemon(t *testing.T) {
 	var st struct {
 		StoreHealth storage.Health `json:"store_health"`
 	}
-	_, b, _ := do(t, "GET", p.base+"/admin/api/status", nil, nil)
+	_, b, _ := do(t, "GET", p.Base+"/admin/api/status", nil, nil)
 	if err := json.Unmarshal(b, &st); err != nil || st.StoreHealth.State != "degraded" || st.StoreHealth.Reason != "disk full" || st.StoreHealth.FailedCommits < 21 {
 		t.Errorf("status store_health = %+v (%v)", st.StoreHealth, err)
 	}
 	var ov struct {
 		Store struct{ State, Reason string } `json:"store"`
 	}
-	_, b, _ = do(t, "GET", p.base+"/admin/api/overview", nil, nil)
+	_, b, _ = do(t, "GET", p.Base+"/admin/api/overview", nil, nil)
 	if err := json.Unmarshal(b, &ov); err != nil || ov.Store.State != "degraded" || ov.Store.Reason != "disk full" {
 		t.Errorf("the console's overview store = %+v (%v): %s", ov.Store, err, b)
 	}
-	time.Sleep(300 * time.Millisecond) // the journal writer's turn, at least twice
+	// Whatever the journal writer says of the full disk is in the log
+	// once it has taken every entry of these calls.
+	journalFlushed(t, p, calls)
 	logs := p.Logs()
 	if n := linesWith(logs, "disk full"); n != 1 {
 		t.Errorf("%d log lines say disk full, want one:\n%s", n, logs)
@@ -122,17 +128,10 @@ func TestFullDiskThroughDaemon(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * storage.ProbeEvery)
-	for {
-		code, b, _ := do(t, "GET", p.base+"/healthz", nil, nil)
-		if code == 200 && string(b) == "ok" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("healthz %d %q %s after the space came back:\n%s", code, b, 10*storage.ProbeEvery, p.Logs())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	poll.Until(t, "healthz ok after the space came back", 10*storage.ProbeEvery, func() bool {
+		code, b, _ := do(t, "GET", p.Base+"/healthz", nil, nil)
+		return code == 200 && string(b) == "ok"
+	})
 	if n := linesWith(p.Logs(), "disk space back"); n != 1 {
 		t.Errorf("the log says the space is back %d times, want once:\n%s", n, p.Logs())
 	}
@@ -140,15 +139,15 @@ func TestFullDiskThroughDaemon(t *testing.T) {
 		t.Fatalf("a receipt after recovery: %d %s", code, b)
 	}
 	acked = append(acked, "after")
-	_, metrics, _ = do(t, "GET", p.base+"/metrics", nil, nil)
+	_, metrics, _ = do(t, "GET", p.Base+"/metrics", nil, nil)
 	if !strings.Contains(string(metrics), `shopbridge_store_degraded{reason="disk full"} 0`+"\n") {
 		t.Errorf("metrics still degraded after recovery")
 	}
-	_, b, _ = do(t, "GET", p.base+"/admin/api/overview", nil, nil)
+	_, b, _ = do(t, "GET", p.Base+"/admin/api/overview", nil, nil)
 	if err := json.Unmarshal(b, &ov); err != nil || ov.Store.State != "ok" {
 		t.Errorf("the console's overview store after recovery = %+v (%v)", ov.Store, err)
 	}
-	p.stop(t)
+	p.Stop(t)
 
 	path := filepath.Join(data, storage.FileName)
 	if err := storage.CheckFile(path); err != nil {
@@ -207,7 +206,7 @@ func rawAnswer(t *testing.T, addr, req string) (*http.Response, []byte, time.Dur
 // handler, or that break the limits, get the Evotor body; raw bytes on TCP.
 func TestMalformedRequestsGetEvotorBody(t *testing.T) {
 	p := startDaemon(t, t.TempDir(), nil)
-	addr := strings.TrimPrefix(p.base, "http://")
+	addr := strings.TrimPrefix(p.Base, "http://")
 	receipt := string(receiptBody("raw-1", "", "SELL", ""))
 	cases := []struct {
 		name    string
@@ -308,7 +307,7 @@ func TestMalformedRequestsGetEvotorBody(t *testing.T) {
 // server's 30 s ReadTimeout, and the reason names the body, not the socket.
 func TestShortBody(t *testing.T) {
 	p := startDaemon(t, t.TempDir(), nil)
-	addr := strings.TrimPrefix(p.base, "http://")
+	addr := strings.TrimPrefix(p.Base, "http://")
 	body := string(receiptBody("short-1", "", "SELL", ""))
 	resp, b, took := rawAnswer(t, addr, "POST /api/v2/receipts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"+body[:10])
 	code, reason, subject, ok := evotorBody(b)
@@ -363,10 +362,10 @@ func TestEmptyStoreAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startDaemon(t, fresh, nil)
-	if code, _, _ := do(t, "POST", p.base+"/api/v2/receipts", receiptBody("fresh-1", "", "SELL", ""), nil); code != 200 {
+	if code, _, _ := do(t, "POST", p.Base+"/api/v2/receipts", receiptBody("fresh-1", "", "SELL", ""), nil); code != 200 {
 		t.Errorf("receipt on a store made from an empty file in a new directory: %d", code)
 	}
-	p.stop(t)
+	p.Stop(t)
 	if _, err := os.Stat(filepath.Join(fresh, storage.MarkerName)); err != nil {
 		t.Errorf("no marker after the first start: %v", err)
 	}

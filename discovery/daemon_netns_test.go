@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/internal/testbin"
 )
 
@@ -85,8 +86,9 @@ func TestNetnsDaemonEndToEnd(t *testing.T) {
 	get := d.start(t, "get", "GET_URL=http://127.0.0.1:8480/admin/api/status")
 	line, _ := get.waitLine(0, 10*time.Second, "status body", func(l string) bool { return strings.HasPrefix(l, "BODY ") })
 	var st struct {
-		InstanceID string `json:"instance_id"`
-		MDNS       Status `json:"mdns"`
+		InstanceID string                  `json:"instance_id"`
+		MDNS       Status                  `json:"mdns"`
+		HTTPS      *shopbridge.HTTPSStatus `json:"https"`
 	}
 	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "BODY ")), &st); err != nil {
 		t.Fatalf("admin/api/status: %v: %s", err, line)
@@ -97,6 +99,32 @@ func TestNetnsDaemonEndToEnd(t *testing.T) {
 	}
 	if in.TXT["id"] != st.InstanceID {
 		t.Errorf("TXT id = %q, status instance_id = %q", in.TXT["id"], st.InstanceID)
+	}
+
+	// HTTPS: the register pins the fingerprint the TXT record published,
+	// which is the status's; the console over plain HTTP from its side of
+	// the LAN is sent there.
+	pin := in.TXT["tls_sha256"]
+	if st.HTTPS == nil || pin == "" || pin != st.HTTPS.Fingerprint || in.TXT["https_port"] != "8443" || st.HTTPS.Port != 8443 {
+		t.Fatalf("TXT https_port=%q tls_sha256=%q, status https %+v", in.TXT["https_port"], pin, st.HTTPS)
+	}
+	tlsGet := r.start(t, "get", "GET_URL=https://10.77.1.1:8443/api/v2/hello", "GET_PIN="+pin)
+	if line, _ := tlsGet.waitLine(0, 10*time.Second, "hello over HTTPS", func(l string) bool {
+		return strings.HasPrefix(l, "BODY ") || strings.HasPrefix(l, "ERROR ")
+	}); !strings.Contains(line, `"protocol":"0.1.0"`) {
+		t.Errorf("hello over HTTPS with the TXT record's pin: %s", line)
+	}
+	wrongPin := r.start(t, "get", "GET_URL=https://10.77.1.1:8443/api/v2/hello", "GET_PIN="+strings.Repeat("00:", 31)+"00")
+	if line, _ := wrongPin.waitLine(0, 10*time.Second, "a wrong pin", func(l string) bool {
+		return strings.HasPrefix(l, "BODY ") || strings.HasPrefix(l, "ERROR ")
+	}); !strings.HasPrefix(line, "ERROR ") {
+		t.Errorf("a wrong pin connected: %s", line)
+	}
+	plain := r.start(t, "get", "GET_URL=http://10.77.1.1:8480/admin/journal?kind=RECEIPT")
+	if line, _ := plain.waitLine(0, 10*time.Second, "the console over plain HTTP", func(l string) bool {
+		return strings.HasPrefix(l, "STATUS ") || strings.HasPrefix(l, "ERROR ")
+	}); line != "STATUS 308 LOCATION https://10.77.1.1:8443/admin/journal?kind=RECEIPT" {
+		t.Errorf("the console over plain HTTP from the LAN: %s", line)
 	}
 
 	daemon.signal(syscall.SIGTERM)

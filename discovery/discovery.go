@@ -35,9 +35,9 @@ import (
 
 const protocolVersion = shopbridge.ProtocolVersion
 
-// Tunables; variables so tests could shorten them, but the defaults keep
-// every change on the wire within the 10 s of SPEC §5.
-var (
+// Timings of the announcement, chosen so that every change reaches the
+// wire within the 10 s of SPEC §5.
+const (
 	pollInterval  = time.Second     // interface and address polling
 	retryInterval = 5 * time.Second // after a failure to open UDP 5353
 	probeWait     = 600 * time.Millisecond
@@ -47,17 +47,24 @@ var (
 
 // fixedAddrs is true where the OS cannot tell on which interface a query
 // came in (Windows): there the responder is given the addresses of all LAN
-// interfaces, so every interface offers all of them (see README).
+// interfaces, so every interface offers all of them (see docs/discovery.md).
 var fixedAddrs = runtime.GOOS == "windows"
 
 // Config says what to announce.
 type Config struct {
-	Instance   string   // --name, e.g. "shopbridge on host"
-	InstanceID string   // stable store instance id (TXT id=, and the base of our own host name)
-	Version    string   // TXT ver=
-	Port       int      // the bound TCP port
-	Ifaces     []string // --mdns-iface; empty = automatic choice of SPEC §5
-	Logger     *slog.Logger
+	Instance   string // --name, e.g. "shopbridge on host"
+	InstanceID string // stable store instance id (TXT id=, and the base of our own host name)
+	Version    string // TXT ver=
+	UpstreamID string // TXT up= (UpstreamID); "" standalone
+	Port       int    // the bound TCP port
+	// HTTPSPort and TLSFingerprint are the HTTPS listener's port and its
+	// certificate's shopbridge.TLSFingerprint (TXT https_port= and
+	// tls_sha256=), for a register or installer that pins it; 0 and ""
+	// without HTTPS.
+	HTTPSPort      int
+	TLSFingerprint string
+	Ifaces         []string // --mdns-iface; empty = automatic choice of SPEC §5
+	Logger         *slog.Logger
 }
 
 // Status is the announcer's state for admin/api/status (under "mdns"); the
@@ -79,6 +86,10 @@ type Announcer struct {
 	byIndex map[int]lanIface                // announced interfaces by index
 	peers   map[string]map[string]time.Time // lower-case instance -> foreign SRV target -> expiry
 	closed  bool
+	dups    map[string]shopbridge.Duplicate // by instance name (duplicates.go)
+
+	peerNews chan struct{}  // another instance's records were seen for the first time
+	dupDone  sync.WaitGroup // the duplicate watch
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -119,13 +130,15 @@ func New(cfg Config) *Announcer {
 		id = fmt.Sprintf("%08x", rand.Uint32())
 	}
 	a := &Announcer{
-		cfg:     cfg,
-		log:     cfg.Logger.With("part", "discovery"),
-		host:    hostLabel(id) + "." + domain,
-		peers:   map[string]map[string]time.Time{},
-		byIndex: map[int]lanIface{},
-		events:  make(chan event, 32),
-		pending: map[int]int{},
+		cfg:      cfg,
+		log:      cfg.Logger.With("part", "discovery"),
+		host:     hostLabel(id) + "." + domain,
+		peers:    map[string]map[string]time.Time{},
+		dups:     map[string]shopbridge.Duplicate{},
+		byIndex:  map[int]lanIface{},
+		peerNews: make(chan struct{}, 1),
+		events:   make(chan event, 32),
+		pending:  map[int]int{},
 	}
 	a.status = Status{State: "off", Host: a.host, Port: cfg.Port, Interfaces: []InterfaceStatus{}, Since: time.Now()}
 	if strings.TrimSpace(cfg.InstanceID) == "" {
@@ -160,6 +173,8 @@ func (a *Announcer) Open(ctx context.Context) error {
 	a.mu.Unlock()
 	a.log.Info("mDNS announcer starting", "instance", a.cfg.Instance, "host", a.host, "port", a.cfg.Port, "ifaces", strings.Join(a.cfg.Ifaces, ","))
 	go a.run(runCtx)
+	a.dupDone.Add(1)
+	go a.watchDuplicates(runCtx)
 	return nil
 }
 
@@ -174,6 +189,7 @@ func (a *Announcer) Close() error {
 	}
 	cancel()
 	<-done
+	a.dupDone.Wait()
 	return nil
 }
 
@@ -534,6 +550,12 @@ func (a *Announcer) onPacket(m *dns.Msg, ifIndex int, from net.Addr) {
 			} else {
 				if a.peers[key] == nil {
 					a.peers[key] = map[string]time.Time{}
+				}
+				if _, known := a.peers[key][target]; !known {
+					select { // news for the duplicate watch
+					case a.peerNews <- struct{}{}:
+					default:
+					}
 				}
 				a.peers[key][target] = time.Now().Add(time.Duration(srv.Hdr.Ttl) * time.Second)
 			}

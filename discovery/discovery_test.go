@@ -106,6 +106,19 @@ func TestParseTXT(t *testing.T) {
 	if got := txtRecords(cfg); !slices.Equal(got, []string{"proto=" + shopbridge.ProtocolVersion, "path=/api/v2", "id=abc", "ver=1.2.3"}) {
 		t.Errorf("txtRecords = %q", got)
 	}
+	// With HTTPS, its port and certificate fingerprint, for a register or
+	// installer to pin; every string within the 255 bytes of a TXT string.
+	fp := shopbridge.TLSFingerprint([]byte("a certificate"))
+	cfg.HTTPSPort, cfg.TLSFingerprint = 8443, fp
+	got = parseTXT(txtRecords(cfg))
+	if got["https_port"] != "8443" || got["tls_sha256"] != fp || got["id"] != "abc" {
+		t.Errorf("TXT with HTTPS = %v", got)
+	}
+	for _, s := range txtRecords(cfg) {
+		if len(s) > 255 {
+			t.Errorf("TXT string of %d bytes: %q", len(s), s)
+		}
+	}
 }
 
 func TestIsVirtualName(t *testing.T) {
@@ -191,5 +204,18 @@ func TestBrowseRejectsBadArguments(t *testing.T) {
 	}
 	if _, err := Browse(context.Background(), time.Second, []string{"no-such-if0"}); err == nil || !strings.Contains(err.Error(), "no-such-if0") {
 		t.Errorf("unknown interface: %v", err)
+	}
+}
+
+func TestHostNames(t *testing.T) {
+	for _, c := range []struct{ name, id, want string }{
+		{"shopbridge on shop-pc", "2afea7369fe11b99", "shopbridge-2afea7369fe11b99.local shopbridge-on-shop-pc.local"},
+		{"Shop 1", "abc", "shopbridge-abc.local shop-1.local"},
+		{"Касса №1", "abc", "shopbridge-abc.local 1.local"},
+		{"***", "abc", "shopbridge-abc.local"},
+	} {
+		if got := strings.Join(HostNames(c.name, c.id), " "); got != c.want {
+			t.Errorf("HostNames(%q, %q) = %q, want %q", c.name, c.id, got, c.want)
+		}
 	}
 }

@@ -181,3 +181,19 @@ func interfacesByName(names []string) ([]net.Interface, error) {
 	}
 	return out, nil
 }
+
+// LANAddrs are the IPv4 addresses of the LAN interfaces (the ones
+// discovery would announce on: names, or SPEC §5's choice), for the
+// console URLs the start-up log and status show. IPv4 only: a browser's
+// address bar wants no zone or brackets.
+func LANAddrs(names []string) []net.IP {
+	ifaces, _, err := chooseIfaces(names)
+	if err != nil {
+		return nil
+	}
+	var out []net.IP
+	for _, l := range ifaces {
+		out = append(out, l.v4...)
+	}
+	return out
+}

@@ -122,7 +122,14 @@ func hostLabel(instanceID string) string {
 
 // txtRecords builds the TXT of SPEC §5.
 func txtRecords(cfg Config) []string {
-	return []string{"proto=" + protocolVersion, "path=/api/v2", "id=" + cfg.InstanceID, "ver=" + cfg.Version}
+	txt := []string{"proto=" + protocolVersion, "path=/api/v2", "id=" + cfg.InstanceID, "ver=" + cfg.Version}
+	if cfg.UpstreamID != "" {
+		txt = append(txt, "up="+cfg.UpstreamID) // duplicates.go
+	}
+	if cfg.HTTPSPort != 0 {
+		txt = append(txt, "https_port="+strconv.Itoa(cfg.HTTPSPort), "tls_sha256="+cfg.TLSFingerprint)
+	}
+	return txt
 }
 
 // parseTXT turns TXT strings into a map; a key without "=" maps to "".
@@ -140,4 +147,25 @@ func parseTXT(txt []string) map[string]string {
 		m[k] = v
 	}
 	return m
+}
+
+// HostNames are the names this daemon goes by on the LAN: the mDNS host
+// name it announces (from the instance id) and the instance name as a
+// .local name ("Shop 1" gives shop-1.local), for the HTTP layer's check
+// of operator requests' Host.
+func HostNames(instance, instanceID string) []string {
+	names := []string{hostLabel(instanceID) + ".local"}
+	var b strings.Builder
+	for _, r := range strings.ToLower(instance) {
+		switch {
+		case (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') || r == '-':
+			b.WriteRune(r)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
+		}
+	}
+	if slug := strings.Trim(b.String(), "-"); slug != "" {
+		names = append(names, slug+".local")
+	}
+	return names
 }

@@ -8,6 +8,7 @@ package discovery
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shopbridge/shopbridge"
 )
 
 const roleEnv = "SHOPBRIDGE_DISCOVERY_ROLE"
@@ -219,14 +222,30 @@ func roleBlock5353() int {
 
 // roleGet prints the body of GET $GET_URL, for endpoints that answer
 // loopback only (admin/api/status).
+// roleGet gets GET_URL and prints its status, Location and body. With
+// GET_PIN it trusts only the certificate of that shopbridge.TLSFingerprint
+// (as a register that pinned it from the TXT record would); redirects are
+// not followed.
 func roleGet() int {
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(os.Getenv("GET_URL"))
+	client := &http.Client{Timeout: 5 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if pin := os.Getenv("GET_PIN"); pin != "" {
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true,
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if got := shopbridge.TLSFingerprint(cs.PeerCertificates[0].Raw); got != pin {
+					return fmt.Errorf("certificate %s, pinned %s", got, pin)
+				}
+				return nil
+			}}}
+	}
+	resp, err := client.Get(os.Getenv("GET_URL"))
 	if err != nil {
 		fmt.Println("ERROR", err)
 		return 1
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
+	fmt.Printf("STATUS %d LOCATION %s\n", resp.StatusCode, resp.Header.Get("Location"))
 	fmt.Printf("BODY %s\n", bytes.Join(bytes.Fields(body), []byte(" ")))
 	return 0
 }

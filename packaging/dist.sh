@@ -15,8 +15,10 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
-LDFLAGS=${LDFLAGS:--s -w -X github.com/shopbridge/shopbridge.Version=$VERSION}
+VERSION=${VERSION:-$(packaging/version.sh)}
+COMMIT=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo none)}
+BUILD_DATE=${BUILD_DATE:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
+LDFLAGS=${LDFLAGS:--s -w -X github.com/shopbridge/shopbridge.Version=$VERSION -X github.com/shopbridge/shopbridge.Commit=$COMMIT -X github.com/shopbridge/shopbridge.BuildDate=$BUILD_DATE}
 if [[ -n ${EXTRA_LDFLAGS:-} ]]; then
 	echo "dist: test build, EXTRA_LDFLAGS=$EXTRA_LDFLAGS (not for release)" >&2
 	LDFLAGS="$LDFLAGS $EXTRA_LDFLAGS"
@@ -48,38 +50,10 @@ for t in "${need[@]}"; do
 done
 [[ $missing == 0 ]] || exit 1
 
-# pkg_version turns git describe into a version dpkg and rpm order right:
-# v1.2.0 -> 1.2.0, v1.2.0-3-gabc -> 1.2.0+3.gabc, v1.2.0-rc1 -> 1.2.0~rc1,
-# an untagged abc1234 -> 0.0.0+<commit count>.gabc1234; -dirty -> .dirty.
-pkg_version() {
-	local v=${1#v} dirty=""
-	if [[ $v == *-dirty ]]; then dirty=".dirty"; v=${v%-dirty}; fi
-	if [[ $v =~ ^([0-9]+\.[0-9]+\.[0-9]+)-([0-9]+)-g([0-9a-f]+)$ ]]; then
-		echo "${BASH_REMATCH[1]}+${BASH_REMATCH[2]}.g${BASH_REMATCH[3]}$dirty"
-	elif [[ $v =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
-		echo "$v${dirty:++dirty}"
-	elif [[ $v =~ ^([0-9]+\.[0-9]+\.[0-9]+)-([0-9A-Za-z.]+)$ ]]; then
-		echo "${BASH_REMATCH[1]}~${BASH_REMATCH[2]}$dirty"
-	elif [[ $v =~ ^[0-9a-f]{4,40}$ ]]; then
-		echo "0.0.0+$(git rev-list --count HEAD 2>/dev/null || echo 0).g$v$dirty"
-	else
-		echo "0.0.0+${v//[^0-9A-Za-z.]/.}$dirty"
-	fi
-}
-
-# msi_version is the X.Y.Z Windows Installer compares (each part < 256 for
-# X and Y, < 65536 for Z); untagged builds count commits.
-msi_version() {
-	local v=${1#v}
-	if [[ $v =~ ^([0-9]+\.[0-9]+\.[0-9]+) ]]; then
-		echo "${BASH_REMATCH[1]}"
-	else
-		echo "0.0.$(git rev-list --count HEAD 2>/dev/null || echo 0)"
-	fi
-}
-
-PKG_VERSION=${PKG_VERSION:-$(pkg_version "$VERSION")}
-MSI_VERSION=${MSI_VERSION:-$(msi_version "$VERSION")}
+# The package versions (packaging/version.sh): v0.3.0 -> 0.3.0, a dev build
+# v0.3.0-dev.195+abc -> 0.3.0~dev.195+abc (before 0.3.0); the .msi's X.Y.Z.
+PKG_VERSION=${PKG_VERSION:-$(packaging/version.sh --pkg "$VERSION")}
+MSI_VERSION=${MSI_VERSION:-$(packaging/version.sh --msi "$VERSION")}
 echo "dist: version $VERSION, packages $PKG_VERSION, msi $MSI_VERSION -> $OUT/"
 
 nfpm() {
@@ -95,8 +69,12 @@ nfpm() {
 }
 
 mkdir -p "$OUT"
-build=$OUT/build
-rm -rf "$build"
+OUT=$(realpath "$OUT")
+# The binaries and staging directories live outside $OUT and go at exit:
+# $OUT holds only the release files and SHA256SUMS.
+build=$(mktemp -d "${TMPDIR:-/tmp}/shopbridge-dist.XXXXXX")
+trap 'rm -rf "$build"' EXIT
+rm -rf "$OUT/build" # left by dist.sh before it built outside $OUT
 for p in $PLATFORMS; do
 	os=${p%/*} arch=${p#*/}
 	exe=shopbridge
@@ -107,7 +85,15 @@ for p in $PLATFORMS; do
 	echo "dist: build $os/$arch"
 	GOOS=$os GOARCH=$arch CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o "$dir/$exe" ./cmd/shopbridge
 	cp packaging/shopbridge.toml "$dir/"
-	[[ -f README.md ]] && cp README.md "$dir/"
+	# For a chain's Prometheus and Grafana; nfpm.yaml and shopbridge.wxs
+	# list the same files.
+	mkdir -p "$dir/monitoring"
+	cp packaging/monitoring/{prometheus.yml,shops.yml,shopbridge-alerts.yml,grafana-fleet.json,grafana-shop.json} "$dir/monitoring/"
+	cp docs/monitoring.md "$dir/monitoring/README.md"
+	# The installer's guide in both languages and the documents it links.
+	cp README.md README.ru.md "$dir/"
+	mkdir -p "$dir/docs"
+	cp docs/*.md "$dir/docs/"
 	if [[ $os == linux ]]; then
 		cp packaging/systemd/shopbridge.service "$dir/"
 		if has tar; then
@@ -130,7 +116,7 @@ for p in $PLATFORMS; do
 		if has msi && [[ $arch == amd64 ]]; then
 			# wixl wants the sources relative to where it runs.
 			wxs=$(realpath packaging/windows/shopbridge.wxs)
-			(cd "$dir" && wixl -a x64 -D Version="$MSI_VERSION" -D UpgradeMax="${MSI_VERSION%.*}.$((${MSI_VERSION##*.} + 1))" -D SourceDir=. -o "$(realpath -m "../../shopbridge_${PKG_VERSION}_windows_amd64.msi")" "$wxs")
+			(cd "$dir" && wixl -a x64 -D Version="$MSI_VERSION" -D UpgradeMax="${MSI_VERSION%.*}.$((${MSI_VERSION##*.} + 1))" -D SourceDir=. -o "$OUT/shopbridge_${PKG_VERSION}_windows_amd64.msi" "$wxs")
 		fi
 	fi
 done

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Heavy packaging tests (CI runs them as root; see README section "CI").
+# Heavy packaging tests (CI runs them as root; see docs/packaging-tests.md).
 #
-#   packaging/test.sh [all|packages|deb|systemd|wine|msi]...   (default: all)
+#   packaging/test.sh [all|version|scripts|packages|deb|systemd|wine|msi]...   (default: all)
 #
+#   version   packaging/version.sh: tags, dev builds, package versions
+#   scripts   postinstall with and without systemd running (stubbed commands)
 #   packages  contents, owners, modes, conffiles and scripts of the .deb and
 #             .rpm; archives; SHA256SUMS; systemd-analyze verify on the unit;
 #             no hang-injection code in the released binary
@@ -23,7 +25,7 @@
 #
 # A part whose tools are missing is skipped with a message, or fails when
 # STRICT=1 or SHOPBRIDGE_STRICT=1 (CI). Needs (apt): wine wine64
-# gcc-mingw-w64-x86-64 wixl rpm systemd curl zip unzip iproute2
+# gcc-mingw-w64-x86-64 wixl msitools rpm systemd curl zip unzip iproute2
 # qemu-system-x86 debootstrap e2fsprogs, and /dev/kvm for systemd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +48,10 @@ check() { # check "what" command...
 	if "$@" >"$WORK/check.out" 2>&1; then printf 'ok   %s\n' "$what"; else fail "$what"; sed 's/^/     /' "$WORK/check.out" >&2; fi
 }
 eq() { [[ "$1" == "$2" ]] || { echo "got [$1], want [$2]"; return 1; }; }
+# What packaging/monitoring ships for a chain's Prometheus and Grafana, in
+# every package (docs/monitoring.md; README.md is that doc).
+MONITORING=(README.md grafana-fleet.json grafana-shop.json prometheus.yml shopbridge-alerts.yml shops.yml)
+monitoring_list() { printf '%s\n' "${MONITORING[@]}" | sed "s|^|$1|" | sort; } # monitoring_list PREFIX
 
 cleanup() {
 	set +e
@@ -105,7 +111,13 @@ test_packages() {
 	check "deb: /usr/bin/shopbridge root:root 0755" grep -qx -- '-rwxr-xr-x root/root ./usr/bin/shopbridge' "$WORK/deb.list"
 	check "deb: config root:shopbridge 0640" grep -qx -- '-rw-r----- root/shopbridge ./etc/shopbridge/shopbridge.toml' "$WORK/deb.list"
 	check "deb: unit root:root 0644" grep -qx -- '-rw-r--r-- root/root ./usr/lib/systemd/system/shopbridge.service' "$WORK/deb.list"
-	check "deb: nothing else shipped" eq "$(grep -vc '^d' "$WORK/deb.list")" 3
+	for f in "${MONITORING[@]}"; do
+		check "deb: monitoring/$f root:root 0644" grep -qx -- "-rw-r--r-- root/root ./usr/share/shopbridge/monitoring/$f" "$WORK/deb.list"
+	done
+	for f in README.md README.ru.md docs/install.md; do
+		check "deb: doc/$f root:root 0644" grep -qx -- "-rw-r--r-- root/root ./usr/share/doc/shopbridge/$f" "$WORK/deb.list"
+	done
+	check "deb: nothing else shipped" eq "$(grep -vc '^d' "$WORK/deb.list")" $((3 + ${#MONITORING[@]} + 2 + $(ls docs/*.md | wc -l)))
 	check "deb: config is a conffile" eq "$(dpkg-deb -f "$deb" Package && dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles)" "shopbridge
 /etc/shopbridge/shopbridge.toml"
 	mkdir -p "$WORK/ctrl" && dpkg-deb -e "$deb" "$WORK/ctrl"
@@ -122,6 +134,7 @@ test_packages() {
 	check "rpm: /usr/bin/shopbridge root:root 0755" grep -qx -- '-rwxr-xr-x root:root /usr/bin/shopbridge' "$WORK/rpm.list"
 	check "rpm: config root:shopbridge 0640" grep -qx -- '-rw-r----- root:shopbridge /etc/shopbridge/shopbridge.toml' "$WORK/rpm.list"
 	check "rpm: unit root:root 0644" grep -qx -- '-rw-r--r-- root:root /usr/lib/systemd/system/shopbridge.service' "$WORK/rpm.list"
+	check "rpm: monitoring files root:root 0644" eq "$(grep ' /usr/share/shopbridge/monitoring/' "$WORK/rpm.list" | sort)" "$(monitoring_list '-rw-r--r-- root:root /usr/share/shopbridge/monitoring/')"
 	check "rpm: config is %config(noreplace)" eq "$(rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpmf" 2>/dev/null | grep shopbridge.toml)" "/etc/shopbridge/shopbridge.toml cn"
 	rpm -qp --scripts "$rpmf" >"$WORK/rpm.scripts" 2>/dev/null
 	for s in preinstall postinstall preuninstall postuninstall; do
@@ -130,10 +143,18 @@ test_packages() {
 	check "rpm: version" eq "$(rpm -qp --qf '%{VERSION}-%{RELEASE}' "$rpmf" 2>/dev/null)" "0.0.2-1"
 
 	log "archives and sums"
-	check "tar.gz: binary, config, unit" eq "$(tar -tzf "$NEW"/shopbridge_0.0.2_linux_amd64.tar.gz | grep -v '/$' | sed 's|^[^/]*/||' | grep -v README | sort | tr '\n' ' ')" "shopbridge shopbridge.service shopbridge.toml "
-	check "zip: exe and config" eq "$(unzip -Z1 "$NEW"/shopbridge_0.0.2_windows_amd64.zip | grep -v '/$' | sed 's|^[^/]*/||' | grep -v README | sort | tr '\n' ' ')" "shopbridge.exe shopbridge.toml "
+	check "tar.gz: binary, config, unit" eq "$(tar -tzf "$NEW"/shopbridge_0.0.2_linux_amd64.tar.gz | grep -v '/$' | sed 's|^[^/]*/||' | grep -v -e README -e ^monitoring/ -e ^docs/ | sort | tr '\n' ' ')" "shopbridge shopbridge.service shopbridge.toml "
+	check "tar.gz: monitoring files" eq "$(tar -tzf "$NEW"/shopbridge_0.0.2_linux_amd64.tar.gz | grep -v '/$' | sed 's|^[^/]*/||' | grep ^monitoring/ | sort)" "$(monitoring_list monitoring/)"
+	check "zip: exe and config" eq "$(unzip -Z1 "$NEW"/shopbridge_0.0.2_windows_amd64.zip | grep -v '/$' | sed 's|^[^/]*/||' | grep -v -e README -e ^monitoring/ -e ^docs/ | sort | tr '\n' ' ')" "shopbridge.exe shopbridge.toml "
+	check "zip: monitoring files beside the exe" eq "$(unzip -Z1 "$NEW"/shopbridge_0.0.2_windows_amd64.zip | grep -v '/$' | sed 's|^[^/]*/||' | grep ^monitoring/ | sort)" "$(monitoring_list monitoring/)"
+	if [[ -n $(ls "$NEW"/shopbridge_*_windows_amd64.msi 2>/dev/null) ]] && need msiinfo; then
+		# The File table's FileName is "SHORT~1|long name" where 8.3 differs.
+		check "msi: monitoring files in INSTALLDIR\\monitoring" eq "$(msiinfo export "$NEW"/shopbridge_*_windows_amd64.msi File | awk -F'\t' '$2 == "Monitoring" {n = $3; sub(/.*\|/, "", n); print n}' | sort)" "$(monitoring_list '')"
+		check "msi: monitoring folder under INSTALLDIR" sh -c "msiinfo export '$(ls "$NEW"/shopbridge_*_windows_amd64.msi)' Directory | grep -qP '^MONITORINGDIR\tINSTALLDIR\t(.*\|)?monitoring\r?$'"
+	fi
 	check "SHA256SUMS verifies" sh -c "cd '$NEW' && sha256sum -c --quiet SHA256SUMS"
 	check "SHA256SUMS lists every package" eq "$(wc -l <"$NEW/SHA256SUMS")" "$(ls "$NEW" | grep -cE '\.(tar\.gz|zip|deb|rpm|msi)$')"
+	check "dist leaves only the release files and SHA256SUMS (no build/)" eq "$(ls -A "$NEW" | grep -cvE '\.(tar\.gz|zip|deb|rpm|msi)$|^SHA256SUMS$')" 0
 
 	log "systemd-analyze verify"
 	mkdir -p "$WORK/unitroot/usr/bin"
@@ -571,7 +592,7 @@ wine_setup() {
 		packaging/wine/bcryptprimitives.c packaging/wine/bcryptprimitives.def -ladvapi32
 	ns wineserver -p
 	mkdir -p "$WINEPREFIX/drive_c/sb"
-	(cd "$WINEPREFIX/drive_c/sb" && unzip -qj "$NEW"/shopbridge_0.0.2_windows_amd64.zip)
+	(cd "$WINEPREFIX/drive_c/sb" && unzip -qj "$NEW"/shopbridge_0.0.2_windows_amd64.zip -x '*/monitoring/*')
 }
 ns() { ip netns exec "$NS" "$@"; }
 nscurl() { ns curl -fsS -m 5 "$@"; }
@@ -639,6 +660,7 @@ test_msi() {
 	check "receipt into the old one" nscurl -X POST -d '{"id":"msi-upgrade-1","data":{"type":"SELL","extras":{}}}' "$base/api/v2/receipts"
 	check "msiexec /i /qn (upgrade)" ns timeout 180 wine msiexec /i 'C:\shopbridge.msi' /qn
 	check "binary in Program Files" test -f "$WINEPREFIX/drive_c/Program Files/shopbridge/shopbridge.exe"
+	check "monitoring files in Program Files" test -f "$WINEPREFIX/drive_c/Program Files/shopbridge/monitoring/shopbridge-alerts.yml"
 	check "default config in ProgramData" test -f "$WINEPREFIX/drive_c/ProgramData/shopbridge/shopbridge.toml"
 	local exe='C:\Program Files\shopbridge\shopbridge.exe'
 	check "service answers on the default port" wait_ns_http "$base/healthz"
@@ -660,13 +682,78 @@ test_msi() {
 	check "port closed" sh -c "! ip netns exec $NS curl -fsS -m 2 $base/healthz"
 }
 
+# ---- version scheme ----
+# packaging/version.sh in a scratch repository: no tag (the VERSION base as a
+# dev pre-release), a tag, commits after it, a dirty tree; and the package
+# versions, ordered as dpkg orders them.
+test_version() {
+	section=version
+	need git dpkg || return 0
+	local repo=$WORK/verrepo
+	mkdir -p "$repo/packaging" && cp packaging/version.sh "$repo/packaging/" && echo 0.3.0 >"$repo/VERSION"
+	git -C "$repo" init -q && git -C "$repo" add -A
+	git -C "$repo" -c user.name=t -c user.email=t@t commit -qm one
+	local c1 v
+	c1=$(git -C "$repo" rev-parse --short HEAD)
+	check "no tag: the VERSION base as a dev build" eq "$("$repo/packaging/version.sh")" "v0.3.0-dev.1+$c1"
+	echo x >>"$repo/VERSION.txt" && git -C "$repo" add VERSION.txt
+	check "no tag, changes not committed: .dirty" eq "$("$repo/packaging/version.sh")" "v0.3.0-dev.1+$c1.dirty"
+	git -C "$repo" -c user.name=t -c user.email=t@t commit -qm two
+	git -C "$repo" -c user.name=t -c user.email=t@t tag -a v0.3.0 -m v0.3.0
+	check "on the tag v0.3.0" eq "$("$repo/packaging/version.sh")" "v0.3.0"
+	echo y >>"$repo/VERSION.txt" && git -C "$repo" -c user.name=t -c user.email=t@t commit -qam three
+	v=$("$repo/packaging/version.sh")
+	check "a commit after the tag" eq "$v" "v0.3.0-1-g$(git -C "$repo" rev-parse --short HEAD)"
+	check "packages: v0.3.0" eq "$(packaging/version.sh --pkg v0.3.0)" 0.3.0
+	check "packages: a dev build" eq "$(packaging/version.sh --pkg "v0.3.0-dev.1+$c1")" "0.3.0~dev.1+$c1"
+	check "packages: after the tag" eq "$(packaging/version.sh --pkg v0.3.0-1-gabc1234)" 0.3.0+1.gabc1234
+	check "msi: X.Y.Z of a dev build" eq "$(packaging/version.sh --msi "v0.3.0-dev.1+$c1")" 0.3.0
+	check "dpkg orders dev < release < after" sh -c "dpkg --compare-versions 0.3.0~dev.195+a41977e lt 0.3.0 && dpkg --compare-versions 0.3.0 lt 0.3.0+1.gabc1234 && dpkg --compare-versions 0.3.0~dev.9+b lt 0.3.0~dev.10+a"
+	check "no 0.0.0 versions any more" sh -c "! packaging/version.sh --pkg a41977e 2>/dev/null"
+}
+
+# ---- package scripts without systemd ----
+# postinstall where systemd is not running (this machine or CI's container,
+# else a mount namespace that hides /run/systemd) and where it is (a
+# namespace with /run/systemd/system): the commands it would run go to stubs
+# that log them, so nothing here changes.
+test_scripts() {
+	section=scripts
+	[[ $(id -u) == 0 ]] || { skip "scripts: needs root (unshare)"; return 0; }
+	need unshare || return 0
+	local stubs=$WORK/stubs t
+	mkdir -p "$stubs"
+	for t in install chgrp chmod find systemctl; do
+		printf '#!/bin/sh
+echo "%s $*" >>"%s/calls"
+' "$t" "$WORK" >"$stubs/$t" && chmod +x "$stubs/$t"
+	done
+	run_postinst() { # run_postinst with|without ARGS...
+		local how=$1; shift
+		: >"$WORK/calls"
+		unshare -m sh -c '
+			mount --make-rprivate / && mkdir -p /run/systemd && mount -t tmpfs none /run/systemd || exit 1
+			[ "$1" = with ] && mkdir /run/systemd/system
+			shift; PATH=$0:$PATH exec sh "$@"' "$stubs" "$how" packaging/scripts/postinstall.sh "$@" >"$WORK/postinst.out" 2>&1
+	}
+	run_postinst without configure
+	check "no systemd, install: says so" grep -q "systemd is not running on this machine, so the shopbridge service was not started" "$WORK/postinst.out"
+	check "no systemd, install: the command to start it by hand" grep -qF "runuser -u shopbridge -- /usr/bin/shopbridge run" "$WORK/postinst.out"
+	check "no systemd, install: no systemctl" sh -c "! grep -q '^systemctl' '$WORK/calls'"
+	check "no systemd, install: the data directory is still made" grep -q "^install -d -o shopbridge -g shopbridge -m 0750 /var/lib/shopbridge" "$WORK/calls"
+	run_postinst without configure 0.2.0
+	check "no systemd, upgrade: restart by hand" grep -q "restart it to run the new version" "$WORK/postinst.out"
+	run_postinst with configure
+	check "systemd: enables and starts, says nothing of by hand" sh -c "grep -q '^systemctl start shopbridge.service' '$WORK/calls' && ! grep -q 'by hand' '$WORK/postinst.out'"
+}
+
 parts=("$@")
-[[ ${#parts[@]} == 0 || ${parts[0]} == all ]] && parts=(packages deb systemd wine msi)
+[[ ${#parts[@]} == 0 || ${parts[0]} == all ]] && parts=(version scripts packages deb systemd wine msi)
 start=$(date +%s)
 for p in "${parts[@]}"; do
 	case $p in
-	packages | deb | systemd | wine | msi) "test_$p" ;;
-	*) echo "unknown part $p (all packages deb systemd wine msi)" >&2; exit 2 ;;
+	version | scripts | packages | deb | systemd | wine | msi) "test_$p" ;;
+	*) echo "unknown part $p (all version scripts packages deb systemd wine msi)" >&2; exit 2 ;;
 	esac
 done
 echo "packaging tests: $failures failed, $skips skipped, $(($(date +%s) - start))s"

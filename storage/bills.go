@@ -61,26 +61,66 @@ func (r *billRecord) encode() []byte {
 	return b
 }
 
-func decodeBill(v []byte) (*billRecord, error) {
+// rawBill is a bill record read in place: the one decoder of the record
+// layout. Its slices point into the record, valid only inside the
+// transaction.
+type rawBill struct {
+	flags   byte
+	updated int64     // unix ns
+	fields  [7][]byte // id, date, summ, number, customer name, summary bytes, body
+}
+
+const (
+	billFieldRaw  = 5
+	billFieldBody = 6
+)
+
+var errBadBill = errors.New("bad bill record")
+
+func (r *rawBill) read(v []byte) error {
 	if len(v) < 10 || v[0] != billRecordV1 {
-		return nil, errors.New("bad bill record")
+		return errBadBill
 	}
-	r := &billRecord{flags: v[1], updated: time.Unix(0, int64(binary.BigEndian.Uint64(v[2:10])))}
+	r.flags, r.updated = v[billFlagsAt], int64(binary.BigEndian.Uint64(v[2:10]))
 	v = v[10:]
-	var fields [7][]byte
-	for i := range fields {
+	for i := range r.fields {
 		n, k := binary.Uvarint(v)
 		if k <= 0 || uint64(len(v)-k) < n {
-			return nil, errors.New("bad bill record")
+			return errBadBill
 		}
-		// Copy: bbolt's bytes are valid only inside the transaction.
-		fields[i] = append([]byte(nil), v[k:k+int(n)]...)
+		r.fields[i] = v[k : k+int(n)]
 		v = v[k+int(n):]
 	}
-	r.sum = shopbridge.BillSummary{ID: string(fields[0]), Date: string(fields[1]), Summ: string(fields[2]),
-		Number: string(fields[3]), CustomerName: string(fields[4]), Raw: fields[5]}
-	if len(fields[6]) > 0 {
-		r.body = fields[6]
+	return nil
+}
+
+// billFlagsAt is where a bill record keeps its flags.
+const billFlagsAt = 1
+
+// billFlags is a bill record's flags, read without decoding the rest: the
+// counts by state need nothing else.
+func billFlags(v []byte) (flags byte, ok bool) {
+	if len(v) <= billFlagsAt {
+		return 0, false
+	}
+	return v[billFlagsAt], true
+}
+
+// decodeBill copies a bill record out of the transaction.
+func decodeBill(v []byte) (*billRecord, error) {
+	var raw rawBill
+	if err := raw.read(v); err != nil {
+		return nil, err
+	}
+	f := &raw.fields
+	r := &billRecord{flags: raw.flags, updated: time.Unix(0, raw.updated),
+		sum: shopbridge.BillSummary{ID: string(f[0]), Date: string(f[1]), Summ: string(f[2]), Number: string(f[3]),
+			CustomerName: string(f[4]), Raw: bytes.Clone(f[billFieldRaw])}}
+	if len(r.sum.Raw) == 0 {
+		r.sum.Raw = nil
+	}
+	if len(f[billFieldBody]) > 0 {
+		r.body = bytes.Clone(f[billFieldBody])
 	}
 	return r, nil
 }
@@ -297,36 +337,74 @@ func (s *Store) ApplyList(summaries []shopbridge.BillSummary, kind ListKind, at 
 // id) gets a summary derived from the bill, rebuilt whenever the bill
 // changes.
 func (s *Store) PutBill(body []byte, at time.Time) (b *shopbridge.Bill, changed bool, err error) {
-	sum, err := ParseBill(body)
+	sum, err := shopbridge.ParseBill(body)
 	if err != nil {
 		return nil, false, err
 	}
 	body = bytes.TrimSpace(body)
-	err = s.update(func(tx *bolt.Tx) error {
-		old, err := getBill(tx, sum.ID)
-		if err != nil {
-			return err
-		}
-		r := &billRecord{sum: sum, updated: at, body: body}
-		r.set(flagFresh, true)
-		if old != nil {
-			*r = *old
-			r.body = body
-			if !r.has(flagFromList) {
-				r.sum = sum
-			}
-			if bytes.Equal(old.body, body) && bytes.Equal(old.sum.Raw, r.sum.Raw) {
-				b = old.bill()
-				return nil
-			}
-			r.updated = at
-		}
-		changed = true
-		b = r.bill()
-		tx.OnCommit(func() { s.bodies.invalidate(sum.ID) })
-		return putBill(tx, old, r)
+	err = s.update(func(tx *bolt.Tx) (err error) {
+		b, changed, err = s.putBillTx(tx, sum, body, at)
+		return err
 	})
 	return b, changed, err
+}
+
+// PutBills stores many bill/byid answers as PutBill does, in one commit
+// (one fsync for all): a big catalogue mirrored on first contact does not
+// wait on a disk flush per bill. errs[i] is bodies[i]'s own error (not a
+// bill); err, when not nil, is the commit's and no bill of the call is
+// stored. stored counts the bills written.
+func (s *Store) PutBills(bodies [][]byte, at time.Time) (stored int, errs []error, err error) {
+	errs = make([]error, len(bodies))
+	sums := make([]shopbridge.BillSummary, len(bodies))
+	trimmed := make([][]byte, len(bodies))
+	for i, body := range bodies {
+		if sums[i], errs[i] = shopbridge.ParseBill(body); errs[i] == nil {
+			trimmed[i] = bytes.TrimSpace(body)
+			stored++
+		}
+	}
+	if stored == 0 {
+		return 0, errs, nil
+	}
+	err = s.update(func(tx *bolt.Tx) error {
+		for i, body := range trimmed {
+			if body == nil {
+				continue
+			}
+			if _, _, err := s.putBillTx(tx, sums[i], body, at); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, errs, err
+	}
+	return stored, errs, nil
+}
+
+// putBillTx is PutBill's write, in tx.
+func (s *Store) putBillTx(tx *bolt.Tx, sum shopbridge.BillSummary, body []byte, at time.Time) (b *shopbridge.Bill, changed bool, err error) {
+	old, err := getBill(tx, sum.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	r := &billRecord{sum: sum, updated: at, body: body}
+	r.set(flagFresh, true)
+	if old != nil {
+		*r = *old
+		r.body = body
+		if !r.has(flagFromList) {
+			r.sum = sum
+		}
+		if bytes.Equal(old.body, body) && bytes.Equal(old.sum.Raw, r.sum.Raw) {
+			return old.bill(), false, nil
+		}
+		r.updated = at
+	}
+	tx.OnCommit(func() { s.bodies.invalidate(sum.ID) })
+	return r.bill(), true, putBill(tx, old, r)
 }
 
 // Bill returns the bill with the given id, or an ENOTFOUND error. A bill
@@ -381,19 +459,15 @@ func (s *Store) readBillBody(id string) ([]byte, error) {
 	var body []byte
 	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketBills).Get([]byte(id))
-		if len(v) < 10 || v[0] != billRecordV1 {
+		if v == nil {
 			return nil
 		}
-		v = v[10:]
-		for i := 0; i < 7; i++ {
-			n, k := binary.Uvarint(v)
-			if k <= 0 || uint64(len(v)-k) < n {
-				return fmt.Errorf("bill %s: bad bill record", id)
-			}
-			if i == 6 && n > 0 {
-				body = append([]byte(nil), v[k:k+int(n)]...)
-			}
-			v = v[k+int(n):]
+		var raw rawBill
+		if err := raw.read(v); err != nil {
+			return fmt.Errorf("bill %s: %w", id, err)
+		}
+		if b := raw.fields[billFieldBody]; len(b) > 0 {
+			body = bytes.Clone(b)
 		}
 		return nil
 	})

@@ -61,7 +61,7 @@ func mustSummaries(t testing.TB, list string) []shopbridge.BillSummary {
 	}
 	out := make([]shopbridge.BillSummary, len(raws))
 	for i, raw := range raws {
-		s, err := storage.ParseSummary(raw)
+		s, err := shopbridge.ParseSummary(raw)
 		if err != nil {
 			t.Fatalf("summary %d: %v", i, err)
 		}
@@ -72,7 +72,7 @@ func mustSummaries(t testing.TB, list string) []shopbridge.BillSummary {
 
 func summary(t testing.TB, id, date, number string) shopbridge.BillSummary {
 	t.Helper()
-	s, err := storage.ParseSummary([]byte(fmt.Sprintf(`{"id": %s, "date": %q, "summ": 100.50, "number": %q, "customername": "Покупатель %s"}`, id, date, number, id)))
+	s, err := shopbridge.ParseSummary([]byte(fmt.Sprintf(`{"id": %s, "date": %q, "summ": 100.50, "number": %q, "customername": "Покупатель %s"}`, id, date, number, id)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestApplyListChanges(t *testing.T) {
 		{"date", `{"id": 10, "date": "2026-03-21 10:00:00", "summ": 100.5, "number": "N-11", "customername": "Другой"}`, true, "N-11"},
 	}
 	for _, tt := range tests {
-		sum, err := storage.ParseSummary([]byte(tt.raw))
+		sum, err := shopbridge.ParseSummary([]byte(tt.raw))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -296,7 +296,7 @@ func TestFidelity(t *testing.T) {
 	}
 	var sums []shopbridge.BillSummary
 	for _, raw := range raws {
-		sum, err := storage.ParseSummary([]byte("  " + raw + "\n"))
+		sum, err := shopbridge.ParseSummary([]byte("  " + raw + "\n"))
 		if err != nil {
 			t.Fatalf("ParseSummary(%s): %v", raw, err)
 		}

@@ -47,7 +47,7 @@ const (
 )
 
 // Faults lists every fault reason, for metrics with one series each.
-var Faults = []string{FaultDiskFull, FaultReadOnly, FaultIO, FaultWrite}
+var Faults = []string{FaultDiskFull, FaultReadOnly, FaultIO, FaultWrite, FaultDamaged, FaultReadFault}
 
 // ProbeEvery is how often a degraded store tries to write again.
 const ProbeEvery = 2 * time.Second
@@ -55,7 +55,7 @@ const ProbeEvery = 2 * time.Second
 // ProbeBytes is the room the probe wants on the file system before it tries
 // a commit: the largest receipt shopbridge accepts (1 MiB). A store that had
 // just a few pages free would otherwise flap between degraded and not.
-const ProbeBytes = 1 << 20
+const ProbeBytes = shopbridge.MaxBody
 
 // Store states in Health.
 const (
@@ -154,6 +154,9 @@ func (s *Store) probeLoop() {
 			return
 		case <-t.C:
 		}
+		if s.isDamaged.Load() {
+			return // no write can help (guard.go)
+		}
 		if s.probe() {
 			return
 		}
@@ -233,8 +236,9 @@ func checkEmpty(path string) error {
 	if dirIsNew(filepath.Dir(path)) {
 		return nil
 	}
-	return fmt.Errorf("store %s is empty (0 bytes): it was probably cut short by a crash or a full disk; "+
-		"restore a backup over it (see README: Backup and restore) or, on a new install, delete it", path)
+	return &DamageError{Path: path, What: "the file is empty (0 bytes)", Line: fmt.Sprintf("store %s is empty (0 bytes): it was probably cut short by a crash or a full disk; "+
+		"restore a backup over it (see README: Backup and restore) or, on a new install, delete it; "+
+		"`shopbridge restore FILE` restores one (see docs/recovery.md)", path)}
 }
 
 func dirIsNew(dir string) bool {

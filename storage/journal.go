@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,10 @@ import (
 // and answer body index+1 (0: none), and the strings client, device, kind,
 // method, path, query, source, note (uvarint length + bytes).
 const journalBlockV1 = 2
+
+// journalBlockV2 is V1 with, after each entry's time, a varint: its steady
+// time minus its time (see JournalEntry.Steady), 0 when they agree.
+const journalBlockV2 = 3
 
 // journalBlockMax is the body bytes after which a block is cut.
 const journalBlockMax = 1 << 20
@@ -80,7 +85,7 @@ func encodeBlock(es []shopbridge.JournalEntry) []byte {
 		size += 4 + len(b)
 	}
 	b := make([]byte, 0, size)
-	b = append(b, journalBlockV1)
+	b = append(b, journalBlockV2)
 	b = binary.BigEndian.AppendUint64(b, uint64(es[len(es)-1].Time.UnixNano()))
 	b = binary.AppendUvarint(b, uint64(len(es)))
 	b = binary.AppendUvarint(b, uint64(len(bodies)))
@@ -92,6 +97,11 @@ func encodeBlock(es []shopbridge.JournalEntry) []byte {
 		t := e.Time.UnixNano()
 		b = binary.AppendVarint(b, t-prev)
 		prev = t
+		var off int64
+		if !e.Steady.IsZero() {
+			off = e.Steady.UnixNano() - t
+		}
+		b = binary.AppendVarint(b, off)
 		b = binary.AppendUvarint(b, uint64(e.Status))
 		b = binary.AppendVarint(b, int64(e.Duration))
 		b = binary.AppendUvarint(b, refs[i][0])
@@ -142,50 +152,157 @@ func (r *blockReader) bytes() []byte {
 	return b
 }
 
+// blockHeader is the bytes before a block's counts: version and newest time.
+const blockHeader = 9
+
 // blockNewest is the time of a block's newest entry.
 func blockNewest(v []byte) (time.Time, error) {
-	if len(v) < 9 || v[0] != journalBlockV1 {
+	if len(v) < blockHeader || (v[0] != journalBlockV1 && v[0] != journalBlockV2) {
 		return time.Time{}, errBadBlock
 	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))), nil
+	return time.Unix(0, int64(binary.BigEndian.Uint64(v[1:blockHeader]))), nil
 }
 
-// decodeBlock returns a block's entries, oldest first, copied out of v.
-func decodeBlock(first uint64, v []byte) ([]shopbridge.JournalEntry, error) {
-	if _, err := blockNewest(v); err != nil {
-		return nil, err
+// maxBlockEntries reads a block's entry count (0 when unreadable: the block
+// is then read and skipped with a warning).
+func maxBlockEntries(v []byte) int {
+	if len(v) < blockHeader+1 {
+		return 0
 	}
-	r := &blockReader{v: v[9:]}
+	n, k := binary.Uvarint(v[blockHeader:])
+	if k <= 0 {
+		return 0
+	}
+	return int(n)
+}
+
+// rawEntry is an entry read in place from a block: its slices point into
+// the block and are valid only inside the transaction.
+type rawEntry struct {
+	seq             uint64
+	time            int64 // unix ns
+	steady          int64 // unix ns; time in a V1 block
+	status          int
+	duration        int64
+	reqRef, respRef uint64    // body index+1; 0: none
+	fields          [9][]byte // client, device, kind, method, path, query, source, note, receipt
+}
+
+const (
+	fClient = iota
+	fDevice
+	fKind
+	fMethod
+	fPath
+	fQuery
+	fSource
+	fNote
+	fReceipt
+)
+
+// rawBlock is a block read in place: the one decoder of the block layout.
+// Its slices point into the block, valid only inside the transaction; a
+// rawBlock read again reuses them, so a scan over many blocks allocates
+// nothing to read one once they have grown. Entries are copied out one by
+// one (copyEntry), each body once however many entries share it.
+type rawBlock struct {
+	bodies  [][]byte
+	entries []rawEntry
+	copied  [][]byte // bodies copied out of the block, by index; nil: not yet
+}
+
+// read fills b from block v whose first entry has sequence number first,
+// reusing b's slices.
+func (b *rawBlock) read(first uint64, v []byte) error {
+	if _, err := blockNewest(v); err != nil {
+		return err
+	}
+	r := &blockReader{v: v[blockHeader:]}
 	n := r.uvarint()
 	nb := r.uvarint()
 	if r.err != nil || n > uint64(len(v)) || nb > uint64(len(v)) {
-		return nil, errBadBlock
+		return errBadBlock
 	}
-	bodies := make([][]byte, nb)
-	for i := range bodies {
-		bodies[i] = append([]byte(nil), r.bytes()...)
+	b.bodies = b.bodies[:0]
+	for i := uint64(0); i < nb; i++ {
+		b.bodies = append(b.bodies, r.bytes())
 	}
-	body := func(ref uint64) []byte {
-		if ref == 0 || ref > uint64(len(bodies)) {
-			return nil
-		}
-		return bodies[ref-1]
-	}
-	es := make([]shopbridge.JournalEntry, n)
+	clear(b.copied)
+	b.copied = append(b.copied[:0], make([][]byte, nb)...)
+	b.entries = b.entries[:0]
 	var t int64
-	for i := range es {
+	for i := uint64(0); i < n; i++ {
+		var e rawEntry
 		t += r.varint()
-		e := &es[i]
-		e.Seq, e.Time = first+uint64(i), time.Unix(0, t)
-		e.Status = int(r.uvarint())
-		e.Duration = time.Duration(r.varint())
-		e.ReqBody, e.RespBody = body(r.uvarint()), body(r.uvarint())
-		for _, s := range [...]*string{&e.Client, &e.Device, &e.Kind, &e.Method, &e.Path, &e.Query, &e.Source, &e.Note, &e.ReqReceipt} {
-			*s = string(r.bytes())
+		e.seq, e.time, e.steady = first+i, t, t
+		if v[0] == journalBlockV2 {
+			e.steady += r.varint()
 		}
+		e.status = int(r.uvarint())
+		e.duration = r.varint()
+		e.reqRef, e.respRef = r.uvarint(), r.uvarint()
+		for k := range e.fields {
+			e.fields[k] = r.bytes()
+		}
+		b.entries = append(b.entries, e)
 	}
 	if r.err != nil {
-		return nil, fmt.Errorf("journal block %d: %w", first, r.err)
+		return fmt.Errorf("journal block %d: %w", first, r.err)
+	}
+	return nil
+}
+
+// body is body ref in place (nil for none).
+func (b *rawBlock) body(ref uint64) []byte {
+	if ref == 0 || ref > uint64(len(b.bodies)) {
+		return nil
+	}
+	return b.bodies[ref-1]
+}
+
+// copyBody is body ref copied out of the block, once for all the entries
+// that share it (nil for none or empty).
+func (b *rawBlock) copyBody(ref uint64) []byte {
+	v := b.body(ref)
+	if len(v) == 0 {
+		return nil
+	}
+	if b.copied[ref-1] == nil {
+		b.copied[ref-1] = bytes.Clone(v)
+	}
+	return b.copied[ref-1]
+}
+
+// copyEntry copies e, one of b's entries, out of the transaction.
+func (b *rawBlock) copyEntry(e *rawEntry) shopbridge.JournalEntry {
+	s := func(i int) string { return string(e.fields[i]) }
+	return shopbridge.JournalEntry{Seq: e.seq, Time: time.Unix(0, e.time), Steady: time.Unix(0, e.steady),
+		Client: s(fClient), Device: s(fDevice), Kind: s(fKind), Method: s(fMethod), Path: s(fPath), Query: s(fQuery),
+		Source: s(fSource), Note: s(fNote), ReqReceipt: s(fReceipt), Status: e.status, Duration: time.Duration(e.duration),
+		ReqBody: b.copyBody(e.reqRef), RespBody: b.copyBody(e.respRef)}
+}
+
+// entry is copyEntry with what a reader of the journal sees besides: the
+// request body from the stored receipt the entry names, and the repeats
+// folded into it.
+func (b *rawBlock) entry(tx *bolt.Tx, e *rawEntry) shopbridge.JournalEntry {
+	out := b.copyEntry(e)
+	if out.ReqReceipt != "" && out.ReqBody == nil {
+		out.ReqBody = receiptBody(tx, out.ReqReceipt)
+	}
+	addRepeats(tx, &out)
+	return out
+}
+
+// decode reads block v and returns its entries, oldest first, copied out
+// of it: what retention rewrites.
+func (b *rawBlock) decode(first uint64, v []byte) ([]shopbridge.JournalEntry, error) {
+	if err := b.read(first, v); err != nil {
+		return nil, err
+	}
+	es := make([]shopbridge.JournalEntry, len(b.entries))
+	for i := range b.entries {
+		es[i] = b.copyEntry(&b.entries[i])
 	}
 	return es, nil
 }
@@ -200,6 +317,14 @@ func (s *Store) AppendJournal(entries []shopbridge.JournalEntry) error {
 		j, meta := tx.Bucket(bucketJournal), tx.Bucket(bucketMeta)
 		j.FillPercent = 1 // keys only grow: pack pages full
 		seq, size, count := getInt(meta, keyJournalSeq), getInt(meta, keyJournalBytes), getInt(meta, keyJournalEntries)
+		first := uint64(seq) + 1 // the oldest entry still there; past the newest when none is
+		if k, _ := j.Cursor().First(); k != nil {
+			first = binary.BigEndian.Uint64(k)
+		}
+		entries, err := foldRepeats(tx, entries, uint64(seq), first)
+		if err != nil {
+			return err
+		}
 		for len(entries) > 0 {
 			n, bodyBytes := 0, 0
 			for n < len(entries) && (n == 0 || bodyBytes < journalBlockMax) {
@@ -235,30 +360,31 @@ func (s *Store) Journal(q JournalQuery) ([]shopbridge.JournalEntry, error) {
 	if q.Limit <= 0 {
 		q.Limit = 1000
 	}
+	var since int64
+	if !q.Since.IsZero() {
+		since = q.Since.UnixNano()
+	}
 	var out []shopbridge.JournalEntry
 	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketJournal).Cursor()
+		var b rawBlock
 		for k, v := c.Last(); k != nil && len(out) < q.Limit; k, v = c.Prev() {
-			if newest, err := blockNewest(v); err == nil && !q.Since.IsZero() && newest.Before(q.Since) {
+			if newest, err := blockNewest(v); err == nil && since != 0 && newest.UnixNano() < since {
 				break
 			}
-			es, err := decodeBlock(binary.BigEndian.Uint64(k), v)
-			if err != nil {
+			if err := b.read(binary.BigEndian.Uint64(k), v); err != nil {
 				s.logger.Warn("skipping unreadable journal block", "key", binary.BigEndian.Uint64(k), "err", err)
 				continue // one bad block must not hide the others
 			}
-			for i := len(es) - 1; i >= 0 && len(out) < q.Limit; i-- {
-				e := es[i]
-				if !q.Since.IsZero() && e.Time.Before(q.Since) {
+			for i := len(b.entries) - 1; i >= 0 && len(out) < q.Limit; i-- {
+				e := &b.entries[i]
+				if since != 0 && e.time < since {
 					return nil
 				}
-				if q.Kind != "" && e.Kind != q.Kind {
+				if q.Kind != "" && string(e.fields[fKind]) != q.Kind {
 					continue
 				}
-				if e.ReqReceipt != "" && e.ReqBody == nil {
-					e.ReqBody = receiptBody(tx, e.ReqReceipt)
-				}
-				out = append(out, e)
+				out = append(out, b.entry(tx, e))
 			}
 		}
 		return nil
@@ -266,41 +392,36 @@ func (s *Store) Journal(q JournalQuery) ([]shopbridge.JournalEntry, error) {
 	return out, err
 }
 
-// receiptBody is a stored receipt's body, as much as the journal keeps.
+// receiptBody is a stored receipt's body as the journal shows it: a copy
+// of at most shopbridge.MaxJournalBody bytes; nil when there is none.
 func receiptBody(tx *bolt.Tx, eventID string) []byte {
-	v := tx.Bucket(bucketReceipts).Get([]byte(eventID))
-	if v == nil {
+	body := receiptRawBody(tx, []byte(eventID))
+	if len(body) == 0 {
 		return nil
 	}
-	r, err := decodeReceipt(eventID, v)
-	if err != nil {
-		return nil
-	}
-	if len(r.Body) > journalBodyMax {
-		return r.Body[:journalBodyMax]
-	}
-	return r.Body
+	return bytes.Clone(body[:min(len(body), shopbridge.MaxJournalBody)])
 }
-
-// journalBodyMax is how much of a body the journal shows.
-const journalBodyMax = 64 << 10
 
 // PruneJournal deletes the oldest entries while they are older than maxAge or
 // the journal is larger than maxBytes (a zero bound is no bound). It deletes
 // at most limit entries per call so a big prune never holds the writer long.
+// Age is now minus an entry's steady time (JournalEntry.Steady; its wall
+// time for entries written without one), so the daemon passes its steady
+// clock and a wall clock jump never ages an entry.
 func (s *Store) PruneJournal(now time.Time, maxAge time.Duration, maxBytes int64, limit int) (deleted int, err error) {
 	err = s.update(func(tx *bolt.Tx) error {
 		deleted = 0
 		j, meta := tx.Bucket(bucketJournal), tx.Bucket(bucketMeta)
 		size, count := getInt(meta, keyJournalBytes), getInt(meta, keyJournalEntries)
 		c := j.Cursor()
+		var b rawBlock
 		for deleted < limit {
 			k, v := c.First()
 			if k == nil {
 				break
 			}
 			blockSize := int64(8 + len(v))
-			es, err := decodeBlock(binary.BigEndian.Uint64(k), v)
+			es, err := b.decode(binary.BigEndian.Uint64(k), v)
 			if err != nil {
 				s.logger.Warn("dropping unreadable journal block", "key", binary.BigEndian.Uint64(k), "err", err)
 				if err := c.Delete(); err != nil {
@@ -313,7 +434,7 @@ func (s *Store) PruneJournal(now time.Time, maxAge time.Duration, maxBytes int64
 			// journal too big (a block's bytes are shared evenly).
 			drop := 0
 			for drop < len(es) && deleted+drop < limit {
-				old := maxAge > 0 && now.Sub(es[drop].Time) > maxAge
+				old := maxAge > 0 && now.Sub(es[drop].Steady) > maxAge
 				big := maxBytes > 0 && size-blockSize*int64(drop)/int64(len(es)) > maxBytes
 				if !old && !big {
 					break

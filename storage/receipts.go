@@ -38,19 +38,36 @@ func encodeReceipt(r *shopbridge.Receipt) []byte {
 	return append(b, r.Body...)
 }
 
-func decodeReceipt(id string, v []byte) (*shopbridge.Receipt, error) {
+// splitReceipt splits a receipt record in place into its meta (JSON) and
+// its body: the one reader of the record layout.
+func splitReceipt(v []byte) (meta, body []byte, ok bool) {
 	n, k := binary.Uvarint(v)
 	if k <= 0 || uint64(len(v)-k) < n {
+		return nil, nil, false
+	}
+	return v[k : k+int(n)], v[k+int(n):], true
+}
+
+func decodeReceipt(id string, v []byte) (*shopbridge.Receipt, error) {
+	meta, body, ok := splitReceipt(v)
+	if !ok {
 		return nil, fmt.Errorf("receipt %s: bad record", id)
 	}
 	var m receiptMeta
-	if err := json.Unmarshal(v[k:k+int(n)], &m); err != nil {
+	if err := json.Unmarshal(meta, &m); err != nil {
 		return nil, fmt.Errorf("receipt %s: %w", id, err)
 	}
-	return &shopbridge.Receipt{Seq: m.Seq, EventID: id, Body: append([]byte(nil), v[k+int(n):]...),
+	return &shopbridge.Receipt{Seq: m.Seq, EventID: id, Body: append([]byte(nil), body...),
 		Headers: m.Headers, ReceivedAt: m.ReceivedAt, Type: m.Type, BillID: m.BillID,
 		SettlementMethod: m.SettlementMethod, DeviceID: m.DeviceID, State: m.State, Attempts: m.Attempts,
 		LastError: m.LastError, DeliveredAt: m.DeliveredAt}, nil
+}
+
+// receiptRawBody is a stored receipt's body read in place (valid only
+// inside the transaction); nil when there is no such receipt.
+func receiptRawBody(tx *bolt.Tx, eventID []byte) []byte {
+	_, body, _ := splitReceipt(tx.Bucket(bucketReceipts).Get(eventID))
+	return body
 }
 
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
@@ -207,28 +224,67 @@ func (s *Store) Outbox(after uint64, limit int) ([]*shopbridge.Receipt, error) {
 // Parked returns receipts the upstream refused, oldest first.
 func (s *Store) Parked() ([]*shopbridge.Receipt, error) { return s.queue(bucketParked, 0, 0) }
 
+// ParkedAfter returns up to limit parked receipts with a sequence above
+// after, oldest first: a page of them for the operator.
+func (s *Store) ParkedAfter(after uint64, limit int) ([]*shopbridge.Receipt, error) {
+	return s.queue(bucketParked, after, limit)
+}
+
 func (s *Store) queue(name []byte, after uint64, limit int) ([]*shopbridge.Receipt, error) {
 	var out []*shopbridge.Receipt
-	err := s.view(func(tx *bolt.Tx) error {
-		receipts := tx.Bucket(bucketReceipts)
-		c := tx.Bucket(name).Cursor()
-		for k, id := c.Seek(seqKey(after + 1)); k != nil; k, id = c.Next() {
-			if limit > 0 && len(out) >= limit {
-				break
-			}
-			v := receipts.Get(id)
-			if v == nil {
-				return fmt.Errorf("%s entry %x names missing receipt %s", name, k, id)
-			}
-			r, err := decodeReceipt(string(id), v)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return nil
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		out, err = queueTx(tx, name, after, limit)
+		return err
 	})
 	return out, err
+}
+
+// queueTx reads up to limit receipts (0: all) of the outbox or the parked
+// list with a sequence above after, oldest first.
+func queueTx(tx *bolt.Tx, name []byte, after uint64, limit int) ([]*shopbridge.Receipt, error) {
+	var out []*shopbridge.Receipt
+	receipts := tx.Bucket(bucketReceipts)
+	c := tx.Bucket(name).Cursor()
+	for k, id := c.Seek(seqKey(after + 1)); k != nil; k, id = c.Next() {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		v := receipts.Get(id)
+		if v == nil {
+			return nil, fmt.Errorf("%s entry %x names missing receipt %s", name, k, id)
+		}
+		r, err := decodeReceipt(string(id), v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Queues is the store's counts with the first receipts of the outbox and of
+// the parked list, read in one transaction, so that the counts and the lists
+// agree: read apart, a status could count a receipt in the outbox that its
+// list no longer showed, pushed in between.
+type Queues struct {
+	Stats
+	OutboxHead []*shopbridge.Receipt // the first limit of the outbox, oldest first
+	ParkedHead []*shopbridge.Receipt // the first limit of the parked list, oldest first
+}
+
+// Queues reads the counts and the first limit receipts of each queue.
+func (s *Store) Queues(limit int) (Queues, error) {
+	var q Queues
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		q.Stats = statsTx(tx)
+		if q.OutboxHead, err = queueTx(tx, bucketOutbox, 0, limit); err != nil {
+			return err
+		}
+		q.ParkedHead, err = queueTx(tx, bucketParked, 0, limit)
+		return err
+	})
+	q.Commits = s.Commits()
+	return q, err
 }
 
 // OldestQueued is the receive time of the oldest receipt in the outbox.
@@ -348,5 +404,38 @@ func (s *Store) Receipts(limit int) ([]*shopbridge.Receipt, error) {
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}
+	return out, err
+}
+
+// ParkedFirst returns up to limit parked receipts, oldest first.
+func (s *Store) ParkedFirst(limit int) ([]*shopbridge.Receipt, error) {
+	return s.queue(bucketParked, 0, limit)
+}
+
+func billReceiptKey(billID string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(billID+"\x00"), seq)
+}
+
+// BillReceipts returns the receipts naming bill id in data.extras.billId,
+// in the order they were accepted.
+func (s *Store) BillReceipts(billID string) ([]*shopbridge.Receipt, error) {
+	var out []*shopbridge.Receipt
+	err := s.view(func(tx *bolt.Tx) error {
+		receipts := tx.Bucket(bucketReceipts)
+		prefix := []byte(billID + "\x00")
+		c := tx.Bucket(bucketReceiptsByBill).Cursor()
+		for k, id := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, id = c.Next() {
+			v := receipts.Get(id)
+			if v == nil {
+				continue
+			}
+			r, err := decodeReceipt(string(id), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
 	return out, err
 }

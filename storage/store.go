@@ -64,7 +64,8 @@ var (
 	bucketReceiptsByBill = []byte("receipts.bill")
 
 	allBuckets = [][]byte{bucketMeta, bucketBills, bucketByNumber, bucketByDate, bucketOpen, bucketListed,
-		bucketFresh, bucketReceipts, bucketOutbox, bucketParked, bucketJournal, bucketTerminals, bucketPaidTwice, bucketReceiptsByBill}
+		bucketFresh, bucketReceipts, bucketOutbox, bucketParked, bucketJournal, bucketTerminals, bucketPaidTwice, bucketReceiptsByBill,
+		bucketJournalRepeats}
 
 	keySchema       = []byte("schema")
 	keyInstanceID   = []byte("instance_id")
@@ -80,11 +81,28 @@ var (
 	keyParked   = []byte("n_parked")
 )
 
+// storedCounts are the counts kept in meta, each with the bucket whose keys
+// it counts and the Stats field it is shown in: migration 2 fills them,
+// Check checks them, Stats and snapshots read them.
+var storedCounts = []struct {
+	key, bucket []byte
+	stat        func(*Stats) *int
+}{
+	{keyBills, bucketBills, func(st *Stats) *int { return &st.Bills }},
+	{keyOpen, bucketOpen, func(st *Stats) *int { return &st.OpenBills }},
+	{keyReceipts, bucketReceipts, func(st *Stats) *int { return &st.Receipts }},
+	{keyOutbox, bucketOutbox, func(st *Stats) *int { return &st.Outbox }},
+	{keyParked, bucketParked, func(st *Stats) *int { return &st.Parked }},
+}
+
 // Options tune Open.
 type Options struct {
 	ReadOnly    bool
 	LockTimeout time.Duration // how long to wait for another process's lock; default 500ms
 	Logger      *slog.Logger
+	// MmapSize is bbolt's initial mapping: 0 the default (initialMmapSize),
+	// -1 none (bbolt's own growth; tests that need a remap use it).
+	MmapSize int
 }
 
 // Store is an open shopbridge store.
@@ -107,11 +125,12 @@ type Store struct {
 
 	// Write health (fault.go): degraded is read on every receipt, the
 	// rest under healthMu.
-	degraded atomic.Bool
-	failed   atomic.Uint64 // commits that failed at the disk
-	healthMu sync.Mutex
-	health   Health
-	probes   sync.WaitGroup
+	degraded  atomic.Bool
+	isDamaged atomic.Bool   // guard.go: sticky, no probe
+	failed    atomic.Uint64 // commits that failed at the disk
+	healthMu  sync.Mutex
+	health    Health
+	probes    sync.WaitGroup
 
 	checking   atomic.Bool  // a Ping waits on the store
 	checkStart atomic.Int64 // when it started, Unix ns
@@ -137,19 +156,41 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	} else if fi, err := os.Stat(path); err == nil && fi.Size() == 0 {
-		return nil, fmt.Errorf("store %s is empty (0 bytes)", path)
+		return nil, &DamageError{Path: path, What: "the file is empty (0 bytes)"}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
+	// Before bbolt maps the file: it trusts what it reads there (guard.go).
+	// A read-only open (a command) checks the whole file: it has no
+	// background to finish the check in, and a command may wait.
+	budget := OpenBudget
+	if opts.ReadOnly {
+		budget = -1
+	}
+	complete, err := preCheck(path, budget)
 	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
+		return nil, err
+	}
+	s := &Store{path: path, logger: opts.Logger.With("part", "storage"), notify: make(chan struct{}, 1),
+		closing: make(chan struct{}), bodies: newBodyCache()}
+	var db *bolt.DB
+	if err := s.guard(func() (err error) {
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly, InitialMmapSize: initialMmapSize(opts, path)})
+		return err
+	}); err != nil {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
 			return nil, fmt.Errorf("store %s is locked by another process (is shopbridge already running?)", path)
+		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum),
+			shopbridge.ErrorKind(err) == shopbridge.EUNAVAILABLE:
+			return nil, &DamageError{Path: path, What: err.Error()}
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, logger: opts.Logger.With("part", "storage"), notify: make(chan struct{}, 1),
-		closing: make(chan struct{}), bodies: newBodyCache()}
+	s.db = db
 	if err := s.init(opts.ReadOnly); err != nil {
 		db.Close()
+		if s.Damaged() {
+			return nil, &DamageError{Path: path, What: s.Health().Error}
+		}
 		return nil, err
 	}
 	if !opts.ReadOnly {
@@ -157,6 +198,10 @@ func Open(path string, opts Options) (*Store, error) {
 		s.calls, s.committed = make(chan *call), make(chan struct{})
 		go s.committer()
 		s.injectHang()
+		if !complete {
+			s.probes.Add(1)
+			go s.backgroundCheck()
+		}
 	}
 	return s, nil
 }
@@ -285,17 +330,14 @@ var migrations = map[int]func(tx *bolt.Tx) error{
 	// their own, so status never walks the store.
 	2: func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		for _, c := range []struct {
-			key    []byte
-			bucket []byte
-		}{{keyBills, bucketBills}, {keyOpen, bucketOpen}, {keyReceipts, bucketReceipts}, {keyOutbox, bucketOutbox}, {keyParked, bucketParked}} {
+		for _, c := range storedCounts {
 			if err := putInt(meta, c.key, int64(tx.Bucket(c.bucket).Stats().KeyN)); err != nil {
 				return err
 			}
 		}
 		paid := tx.Bucket(bucketPaidTwice)
 		return tx.Bucket(bucketBills).ForEach(func(k, v []byte) error {
-			if len(v) > 1 && v[1]&flagPaidTwice != 0 {
+			if flags, ok := billFlags(v); ok && flags&flagPaidTwice != 0 {
 				return paid.Put(k, nil)
 			}
 			return nil
@@ -354,7 +396,7 @@ func (s *Store) Commits() uint64 { return s.commits.Load() }
 
 // Healthy reports whether the store is open and readable.
 func (s *Store) Healthy() bool {
-	return s.db.View(func(tx *bolt.Tx) error { return nil }) == nil
+	return s.view(func(tx *bolt.Tx) error { return nil }) == nil
 }
 
 // Ping tells whether the store answers within ctx: a read transaction,
@@ -364,6 +406,11 @@ func (s *Store) Healthy() bool {
 // watchdog relies on that. At most one ping waits on the store at a time:
 // while an earlier one still does, Ping fails at once.
 func (s *Store) Ping(ctx context.Context) error {
+	if s.isDamaged.Load() {
+		// A restart would not cure it, and a daemon that stays up
+		// serves what it can still read and says why.
+		return nil
+	}
 	if !s.checking.CompareAndSwap(false, true) {
 		return fmt.Errorf("store %s: no answer to a ping started %s ago", s.path, time.Since(time.Unix(0, s.checkStart.Load())).Round(time.Millisecond))
 	}
@@ -397,20 +444,25 @@ func (s *Store) Ping(ctx context.Context) error {
 // update runs fn in a write transaction of its own. A commit that fails
 // (fn itself did not) failed at the disk: see commitFailed.
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	if s.isDamaged.Load() {
+		return s.errDamaged()
+	}
 	ran := false
 	var fnErr error
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		ran = true
-		id := uint64(tx.ID())
-		// bbolt runs commit handlers after the meta page's fdatasync.
-		tx.OnCommit(func() {
-			s.commits.Add(1)
-			s.synced.Store(id)
+	err := s.guard(func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			ran = true
+			id := uint64(tx.ID())
+			// bbolt runs commit handlers after the meta page's fdatasync.
+			tx.OnCommit(func() {
+				s.commits.Add(1)
+				s.synced.Store(id)
+			})
+			fnErr = fn(tx)
+			return fnErr
 		})
-		fnErr = fn(tx)
-		return fnErr
 	})
-	if err != nil && ran && fnErr == nil {
+	if err != nil && ran && fnErr == nil && !s.isDamaged.Load() {
 		return s.commitFailed(err)
 	}
 	return storeErr(err)
@@ -522,7 +574,7 @@ func (s *Store) committer() {
 }
 
 func (s *Store) view(fn func(tx *bolt.Tx) error) error {
-	return storeErr(s.db.View(fn))
+	return storeErr(s.guard(func() error { return s.db.View(fn) }))
 }
 
 // storeErr turns bbolt's own failures into the project's kinds.
@@ -557,16 +609,21 @@ func (s *Store) BackupSize() (n int64) {
 // Check runs bbolt's consistency check over the whole store and checks
 // that the counts kept in meta match what the buckets hold.
 func (s *Store) Check() error {
+	// bbolt's check runs in a goroutine of its own, where a damaged page's
+	// panic or fault cannot be recovered: the page check goes first.
+	if _, err := s.checkLive(); err != nil {
+		if s.Damaged() {
+			return &DamageError{Path: s.path, What: s.Health().Error}
+		}
+		return &DamageError{Path: s.path, What: err.Error()}
+	}
 	return s.view(func(tx *bolt.Tx) error {
 		var errs []error
 		for err := range tx.Check() {
 			errs = append(errs, err)
 		}
 		if tx.Bucket(bucketMeta) != nil && schemaOf(tx.Bucket(bucketMeta)) >= 3 {
-			for _, c := range []struct {
-				key    []byte
-				bucket []byte
-			}{{keyBills, bucketBills}, {keyOpen, bucketOpen}, {keyReceipts, bucketReceipts}, {keyOutbox, bucketOutbox}, {keyParked, bucketParked}} {
+			for _, c := range storedCounts {
 				if got, want := getInt(tx.Bucket(bucketMeta), c.key), tx.Bucket(c.bucket).Stats().KeyN; got != int64(want) {
 					errs = append(errs, fmt.Errorf("count %s is %d, but bucket %s holds %d", c.key, got, c.bucket, want))
 				}
@@ -635,20 +692,18 @@ type Stats struct {
 // Stats counts what the store holds, from counts kept in meta.
 func (s *Store) Stats() (Stats, error) {
 	var st Stats
-	err := s.view(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		st.Bills = int(getInt(meta, keyBills))
-		st.OpenBills = int(getInt(meta, keyOpen))
-		st.Receipts = int(getInt(meta, keyReceipts))
-		st.Outbox = int(getInt(meta, keyOutbox))
-		st.Parked = int(getInt(meta, keyParked))
-		st.Journal = int(getInt(meta, keyJournalEntries))
-		st.JournalBytes = getInt(meta, keyJournalBytes)
-		st.FileBytes = tx.Size()
-		return nil
-	})
+	err := s.view(func(tx *bolt.Tx) error { st = statsTx(tx); return nil })
 	st.Commits = s.Commits()
 	return st, err
+}
+
+// statsTx reads the counts kept in meta, and the file's size, in tx.
+func statsTx(tx *bolt.Tx) (st Stats) {
+	st = countsOf(tx)
+	meta := tx.Bucket(bucketMeta)
+	st.Journal = int(getInt(meta, keyJournalEntries))
+	st.JournalBytes = getInt(meta, keyJournalBytes)
+	return st
 }
 
 // OutboxLen counts receipts waiting for the upstream, cheaply enough for

@@ -15,16 +15,6 @@ import (
 	"time"
 
 	"github.com/shopbridge/shopbridge"
-	"github.com/shopbridge/shopbridge/storage"
-)
-
-// Journal kinds of upstream exchanges.
-const (
-	KindHello   = "UPSTREAM_HELLO"
-	KindList    = "UPSTREAM_LIST"
-	KindBill    = "UPSTREAM_BILL"
-	KindReceipt = "UPSTREAM_RECEIPT"
-	KindState   = "UPSTREAM_STATE"
 )
 
 // Defaults and limits of the upstream client.
@@ -34,13 +24,9 @@ const (
 	// round trip, 10,000 receipts drain in under 10 s where the upstream
 	// takes that many at once; one that takes fewer says so (limit.go).
 	DefaultInFlight = 64
-	// DefaultFetchWorkers bills are fetched together after a list: enough
-	// that 1,000 new bills mirror in well under 10 s over a 50 ms link.
-	DefaultFetchWorkers = 8
-	DefaultTimeout      = 5 * time.Second // one upstream request, headers and body
-	DefaultMaxBody      = 8 << 20         // the largest upstream answer read
-	journalBodyMax      = 64 << 10        // bodies kept in a journal entry
-	answerExcerpt       = 512             // the upstream's answer kept with a parked receipt
+	DefaultTimeout  = 5 * time.Second // one upstream request, headers and body
+	DefaultMaxBody  = 8 << 20         // the largest upstream answer read
+	answerExcerpt   = 512             // the upstream's answer kept with a parked receipt
 )
 
 // client talks to the upstream CRM API. It trusts nothing it receives: every
@@ -52,6 +38,7 @@ type client struct {
 	timeout time.Duration
 	maxBody int64
 	journal shopbridge.Journal
+	clock   *clockMeter // samples every answer's Date; nil: none
 }
 
 func newClient(rawURL, token string, timeout time.Duration, maxBody int64, conns int, j shopbridge.Journal) (*client, error) {
@@ -159,6 +146,8 @@ func (c *client) do(ctx context.Context, req request) (*response, time.Duration,
 		return nil, time.Since(start), fmt.Errorf("%s %s: %w", req.method, req.path, cleanErr(err, c.timeout))
 	}
 	defer resp.Body.Close()
+	// Every answer, whatever its status, carries the upstream's clock.
+	c.clock.observe(resp.Header.Get("Date"), later(gotConn, start), time.Now())
 	limit := c.maxBody
 	if req.maxBody > 0 {
 		limit = req.maxBody
@@ -205,7 +194,7 @@ func (c *client) record(req request, resp *response, d time.Duration, note strin
 		Method:     req.method,
 		Path:       req.path,
 		Query:      req.query.Encode(),
-		ReqBody:    clip(req.body, journalBodyMax),
+		ReqBody:    clip(req.body, shopbridge.MaxJournalBody),
 		Duration:   d,
 		ReqReceipt: req.receipt,
 		Source:     "upstream",
@@ -216,7 +205,7 @@ func (c *client) record(req request, resp *response, d time.Duration, note strin
 	}
 	if resp != nil {
 		e.Status = resp.status
-		e.RespBody = clip(resp.body, journalBodyMax)
+		e.RespBody = clip(resp.body, shopbridge.MaxJournalBody)
 	}
 	c.journal.Record(e)
 }
@@ -239,6 +228,18 @@ func excerpt(r *response) string {
 		b, more = b[:answerExcerpt], "…"
 	}
 	return fmt.Sprintf("HTTP %d: %s%s", r.status, strings.TrimSpace(strings.ToValidUTF8(string(b), "?")), more)
+}
+
+// answerOrError is a short account of an exchange for the log: the answer's
+// excerpt, or the error when there was none.
+func answerOrError(r *response, err error) string {
+	if r != nil {
+		return excerpt(r)
+	}
+	if err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // retryable reports whether an HTTP status means "try again later".
@@ -276,7 +277,7 @@ func parseList(body []byte) (sums []shopbridge.BillSummary, skipped []string, er
 	seen := make(map[string]bool, len(raws))
 	sums = make([]shopbridge.BillSummary, 0, len(raws))
 	for i, raw := range raws {
-		s, err := storage.ParseSummary(raw)
+		s, err := shopbridge.ParseSummary(raw)
 		if err != nil {
 			skipped = append(skipped, fmt.Sprintf("list[%d]: %v", i, err))
 			continue
@@ -293,7 +294,7 @@ func parseList(body []byte) (sums []shopbridge.BillSummary, skipped []string, er
 
 // checkBill checks a bill/byid answer for the bill asked for.
 func checkBill(id string, body []byte) error {
-	sum, err := storage.ParseBill(body)
+	sum, err := shopbridge.ParseBill(body)
 	if err != nil {
 		return fmt.Errorf("bill %s: %w: %v", id, errMalformed, err)
 	}

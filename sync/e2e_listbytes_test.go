@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shopbridge/shopbridge/crmsim"
+	"github.com/shopbridge/shopbridge/internal/poll"
 )
 
 // elements splits a list answer into its entries' exact bytes.
@@ -80,29 +81,29 @@ func TestE2EListEntryBytes(t *testing.T) {
 	d := startDaemon(t, data, s.api, "--sync-interval", "1h")
 	// Wait on the status, not on bill/byid: a miss there would read the bill
 	// through before the pull lists it.
-	eventually(t, "the first pull", 30*time.Second, func() bool { return d.status(t).LastPullAt != nil })
+	poll.Until(t, "the first pull", 30*time.Second, func() bool { return d.status(t).LastPullAt != nil })
 	want := listed(t, s.api, "")
-	if got := listed(t, d.base, ""); !sameEntries(got, want) {
+	if got := listed(t, d.Base, ""); !sameEntries(got, want) {
 		t.Fatalf("daemon list after the pull:\n%s\nwant the simulator's entries:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	for _, q := range []struct{ query, entry string }{
 		{"?number=N/801", e801}, {"?number=N-802", e802}, {"?number=206929C", e206929},
 	} {
-		if got := listed(t, d.base, q.query); !sameEntries(got, []string{q.entry}) {
+		if got := listed(t, d.Base, q.query); !sameEntries(got, []string{q.entry}) {
 			t.Errorf("list%s = %q, want %s", q.query, got, q.entry)
 		}
 	}
-	if got := listed(t, d.base, "?date=2026-03-23"); !sameEntries(got, []string{e802, e801, e805}) {
+	if got := listed(t, d.Base, "?date=2026-03-23"); !sameEntries(got, []string{e802, e801, e805}) {
 		t.Errorf("list?date=2026-03-23 = %q", got)
 	}
 
 	// Read-through by number: 803 is new upstream.
 	e803 := `{"number":"N-803","id":803,"date":"2026-03-23 12:00:00","summ":3,"customername":"\u0413\u043e\u0441\u0442\u044c","via":"number"}`
 	put(`{"id": 803, "date": "2026-03-23 12:00:00", "summ": 3, "number": "N-803", "products": []}`, e803)
-	if got := listed(t, d.base, "?number=N-803"); !sameEntries(got, []string{e803}) {
+	if got := listed(t, d.Base, "?number=N-803"); !sameEntries(got, []string{e803}) {
 		t.Errorf("number= read-through = %q, want %s", got, e803)
 	}
-	if got := listed(t, d.base, "?number=N-803"); !sameEntries(got, []string{e803}) {
+	if got := listed(t, d.Base, "?number=N-803"); !sameEntries(got, []string{e803}) {
 		t.Errorf("number= from the store after the read-through = %q, want %s", got, e803)
 	}
 	// Read-through by id: 804 never listed to the daemon gets a summary
@@ -110,26 +111,26 @@ func TestE2EListEntryBytes(t *testing.T) {
 	e804 := `{"id":804,"date":"2026-03-23 13:00:00","summ":4,"number":"N-804","customername":"Entry name"}`
 	bill804 := `{"id": 804, "date": "2026-03-23 13:00:00", "summ": 4, "number": "N-804", "customer": {"name": " Bill name "}, "products": []}`
 	put(bill804, e804)
-	if code, b := get(t, d.base+"/api/v2/bill/byid/804"); code != 200 || string(b) != bill804 {
+	if code, b := get(t, d.Base+"/api/v2/bill/byid/804"); code != 200 || string(b) != bill804 {
 		t.Fatalf("bill/byid read-through of 804: %d %s", code, b)
 	}
 	derived804 := `{"id":804,"date":"2026-03-23 13:00:00","summ":4,"number":"N-804","customername":"Bill name"}`
-	if got := listed(t, d.base, "?number=N-804"); !sameEntries(got, []string{derived804}) {
+	if got := listed(t, d.Base, "?number=N-804"); !sameEntries(got, []string{derived804}) {
 		t.Errorf("bill learned by id listed as %q, want %s", got, derived804)
 	}
 	// Read-through by id of a bill the daemon knows only by its entry.
 	bill805 := `{"id": 805, "date": "2026-03-23 09:00:00", "summ": 8.05, "number": "N-805", "customer": {"name": "Other"}, "products": []}`
 	put(bill805, e805)
-	if code, b := get(t, d.base+"/api/v2/bill/byid/805"); code != 200 || string(b) != bill805 {
+	if code, b := get(t, d.Base+"/api/v2/bill/byid/805"); code != 200 || string(b) != bill805 {
 		t.Fatalf("bill/byid read-through of 805: %d %s", code, b)
 	}
-	if got := listed(t, d.base, "?number=N-805"); !sameEntries(got, []string{e805}) {
+	if got := listed(t, d.Base, "?number=N-805"); !sameEntries(got, []string{e805}) {
 		t.Errorf("805 after its bill was read through = %q, want its entry %s", got, e805)
 	}
 
 	// SIGKILL, then start with the upstream refusing: the bytes come from
 	// the store.
-	d.kill()
+	d.Kill()
 	s.fault(t, crmsim.Fault{Mode: crmsim.FaultRefuse})
 	d = startDaemon(t, data, s.api)
 	stored := map[string][]string{
@@ -138,12 +139,12 @@ func TestE2EListEntryBytes(t *testing.T) {
 		"?date=2026-03-23": {derived804, e803, e802, e801, e805},
 	}
 	for q, w := range stored {
-		if got := listed(t, d.base, q); !sameEntries(got, w) {
+		if got := listed(t, d.Base, q); !sameEntries(got, w) {
 			t.Errorf("after the restart, upstream down: list%s = %q, want %q", q, got, w)
 		}
 	}
 	// The bills read through since the pull are newest, then what it pulled.
-	if got, w := listed(t, d.base, ""), append([]string{derived804, e803}, want...); !sameEntries(got, w) {
+	if got, w := listed(t, d.Base, ""), append([]string{derived804, e803}, want...); !sameEntries(got, w) {
 		t.Errorf("after the restart, upstream down: the no-parameter list is\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(w, "\n"))
 	}
 
@@ -155,14 +156,14 @@ func TestE2EListEntryBytes(t *testing.T) {
 	put("", e801b)
 	put("", e206929b)
 	s.fault(t, crmsim.Fault{})
-	eventually(t, "the daemon to list the simulator's entries", 30*time.Second, func() bool {
-		return sameEntries(listed(t, d.base, ""), listed(t, s.api, ""))
+	poll.Until(t, "the daemon to list the simulator's entries", 30*time.Second, func() bool {
+		return sameEntries(listed(t, d.Base, ""), listed(t, s.api, ""))
 	})
 	for q, w := range map[string][]string{
 		"?number=N/801": {e801b}, "?number=206929C": {e206929b}, "?number=N-804": {e804},
 		"?number=N-805": {e805}, "?date=2026-03-23": {e804, e803, e802, e801b, e805},
 	} {
-		if got := listed(t, d.base, q); !sameEntries(got, w) {
+		if got := listed(t, d.Base, q); !sameEntries(got, w) {
 			t.Errorf("after the entries changed: list%s = %q, want %q", q, got, w)
 		}
 	}
@@ -172,10 +173,10 @@ func TestE2EListEntryBytes(t *testing.T) {
 	if err := s.ctl.DeleteBill("801"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "801 off the no-parameter list", 30*time.Second, func() bool {
-		return sameEntries(listed(t, d.base, ""), listed(t, s.api, ""))
+	poll.Until(t, "801 off the no-parameter list", 30*time.Second, func() bool {
+		return sameEntries(listed(t, d.Base, ""), listed(t, s.api, ""))
 	})
-	if got := listed(t, d.base, "?number=N/801"); !sameEntries(got, []string{e801b}) {
+	if got := listed(t, d.Base, "?number=N/801"); !sameEntries(got, []string{e801b}) {
 		t.Errorf("dropped 801 by number = %q, want its last entry %s", got, e801b)
 	}
 }

@@ -7,7 +7,6 @@ package sync_test
 // skips them.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -16,17 +15,17 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	gosync "sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shopbridge/shopbridge/crmsim"
+	"github.com/shopbridge/shopbridge/internal/daemontest"
+	"github.com/shopbridge/shopbridge/internal/poll"
 	"github.com/shopbridge/shopbridge/internal/testbin"
 	upsync "github.com/shopbridge/shopbridge/sync"
 )
@@ -48,76 +47,9 @@ func skipShort(t *testing.T) {
 
 // ---- processes ----
 
-type proc struct {
-	cmd  *exec.Cmd
-	mu   gosync.Mutex
-	logs bytes.Buffer
-	done chan struct{}
-}
-
-func (p *proc) Logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
-
-// start runs the binary and waits for a line matching re on its output.
-func start(t testing.TB, re *regexp.Regexp, args ...string) (*proc, []string) {
-	t.Helper()
-	cmd := exec.Command(binary, args...)
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); pw.Close(); close(p.done) }()
-	found := make(chan []string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.logs.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case found <- m:
-				default:
-				}
-			}
-		}
-	}()
-	t.Cleanup(p.kill)
-	select {
-	case m := <-found:
-		return p, m
-	case <-p.done:
-		t.Fatalf("%s exited at start:\n%s", args[0], p.Logs())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not start:\n%s", args[0], p.Logs())
-	}
-	return nil, nil
-}
-
-func (p *proc) kill() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-func (p *proc) stop(t testing.TB) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("process did not stop on SIGTERM:\n%s", p.Logs())
-	}
-}
-
 // sim is a running simulator process.
 type sim struct {
-	*proc
+	*daemontest.Process
 	api string
 	ctl *crmsim.Control
 }
@@ -126,8 +58,8 @@ var simRE = regexp.MustCompile(`^crmsim api=(\S+) control=(\S+)`)
 
 func startSim(t testing.TB, args ...string) *sim {
 	t.Helper()
-	p, m := start(t, simRE, append([]string{"crmsim", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"}, args...)...)
-	return &sim{proc: p, api: m[1], ctl: &crmsim.Control{URL: m[2]}}
+	p, m := daemontest.StartProcess(t, binary, nil, simRE, append([]string{"crmsim", "--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"}, args...)...)
+	return &sim{Process: p, api: m[1], ctl: &crmsim.Control{URL: m[2]}}
 }
 
 func (s *sim) fault(t testing.TB, f crmsim.Fault) {
@@ -157,24 +89,14 @@ func (s *sim) delivered(t testing.TB) int {
 }
 
 // daemon is a running shopbridge run.
-type daemon struct {
-	*proc
-	base string
-}
+type daemon struct{ *daemontest.Daemon }
 
-var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
-
+// startDaemon runs shopbridge run against upstream (daemontest.Start with
+// this suite's binary), syncing every second.
 func startDaemon(t testing.TB, data, upstream string, args ...string) *daemon {
 	t.Helper()
-	conf := filepath.Join(data, "empty.toml")
-	if err := os.MkdirAll(data, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(conf, nil, 0o600)
-	all := append([]string{"run", "--listen", "127.0.0.1:0", "--data", data, "--mdns=false", "--config", conf,
-		"--upstream", upstream, "--sync-interval", "1s"}, args...)
-	p, m := start(t, listenRE, all...)
-	return &daemon{proc: p, base: "http://" + m[1]}
+	all := append([]string{"--upstream", upstream, "--sync-interval", "1s"}, args...)
+	return &daemon{daemontest.Start(t, binary, data, nil, all...)}
 }
 
 type statusDoc struct {
@@ -193,7 +115,7 @@ type statusDoc struct {
 func (d *daemon) status(t testing.TB) statusDoc {
 	t.Helper()
 	var st statusDoc
-	code, b := get(t, d.base+"/admin/api/status")
+	code, b := get(t, d.Base+"/admin/api/status")
 	if code != 200 || json.Unmarshal(b, &st) != nil {
 		t.Fatalf("status: %d %s", code, b)
 	}
@@ -211,17 +133,6 @@ func get(t testing.TB, url string) (int, []byte) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
-}
-
-func eventually(t testing.TB, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // ---- registers ----
@@ -409,22 +320,22 @@ func TestE2EUpstreamDownFromStart(t *testing.T) {
 	s := startSim(t)
 	data := t.TempDir()
 	d := startDaemon(t, data, s.api)
-	eventually(t, "the first pull", 30*time.Second, func() bool {
-		c1, b := get(t, d.base+"/api/v2/bill/byid/206929")
-		c2, _ := get(t, d.base+"/api/v2/bill/byid/49040")
+	poll.Until(t, "the first pull", 30*time.Second, func() bool {
+		c1, b := get(t, d.Base+"/api/v2/bill/byid/206929")
+		c2, _ := get(t, d.Base+"/api/v2/bill/byid/49040")
 		return c1 == 200 && c2 == 200 && bytes.Contains(b, []byte(`"206929C"`))
 	})
-	d.stop(t)
+	d.Stop(t)
 
 	s.fault(t, crmsim.Fault{Mode: crmsim.FaultRefuse})
 	d = startDaemon(t, data, s.api)
 	for _, path := range []string{"/api/v2/list", "/api/v2/bill/byid/206929", "/api/v2/bill/byid/49040"} {
-		code, b := get(t, d.base+path)
+		code, b := get(t, d.Base+path)
 		if code != 200 || len(b) < 10 {
 			t.Errorf("GET %s with the upstream down: %d %s", path, code, b)
 		}
 	}
-	want := runRegisters(t, d.base, "down", 5, 0, 40)
+	want := runRegisters(t, d.Base, "down", 5, 0, 40)
 	st := d.status(t)
 	if st.Upstream != "offline" || st.Outbox != len(want) {
 		t.Errorf("status with the upstream down: %+v, want offline with %d waiting", st, len(want))
@@ -434,7 +345,7 @@ func TestE2EUpstreamDownFromStart(t *testing.T) {
 	}
 
 	s.fault(t, crmsim.Fault{})
-	eventually(t, "the outbox to drain", 60*time.Second, func() bool { return d.status(t).Outbox == 0 })
+	poll.Until(t, "the outbox to drain", 60*time.Second, func() bool { return d.status(t).Outbox == 0 })
 	if dups := checkArrivals(t, s.receipts(t), want); len(dups) > 0 {
 		t.Errorf("duplicates after an outage: %v", dups)
 	}
@@ -456,18 +367,18 @@ func TestE2EFlapping(t *testing.T) {
 	const flap, inFlight = 300 * time.Millisecond, 2 * upsync.DefaultInFlight
 	s := startSim(t)
 	d := startDaemon(t, t.TempDir(), s.api)
-	eventually(t, "online", 30*time.Second, func() bool { return d.status(t).Upstream == "online" })
+	poll.Until(t, "online", 30*time.Second, func() bool { return d.status(t).Upstream == "online" })
 	s.fault(t, crmsim.Fault{Mode: crmsim.FaultRefuse, Flap: flap})
 	start := time.Now()
-	want := runRegisters(t, d.base, "flap", 20, 0, 250)
+	want := runRegisters(t, d.Base, "flap", 20, 0, 250)
 	posted := time.Since(start)
 	// Let it run through more flaps, then keep the upstream up.
-	eventually(t, "most receipts through the flapping", 90*time.Second, func() bool {
+	poll.Until(t, "most receipts through the flapping", 90*time.Second, func() bool {
 		return d.status(t).Outbox < len(want)/10
 	})
 	flapping := time.Since(start)
 	s.fault(t, crmsim.Fault{})
-	eventually(t, "the outbox to drain", 60*time.Second, func() bool { return d.status(t).Outbox == 0 })
+	poll.Until(t, "the outbox to drain", 60*time.Second, func() bool { return d.status(t).Outbox == 0 })
 	t.Logf("20 registers posted %d receipts in %v; all delivered after %v", len(want), posted.Round(time.Millisecond),
 		time.Since(start).Round(time.Millisecond))
 	rs := s.receipts(t)
@@ -489,7 +400,7 @@ func TestE2EFlapping(t *testing.T) {
 // metric reads one sample of the daemon's /metrics.
 func metric(t testing.TB, d *daemon, name string) int {
 	t.Helper()
-	_, b := get(t, d.base+"/metrics")
+	_, b := get(t, d.Base+"/metrics")
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			n, err := strconv.ParseFloat(v, 64)
@@ -518,7 +429,7 @@ func TestE2EKillMidPush(t *testing.T) {
 	s.fault(t, crmsim.Fault{Mode: crmsim.FaultRefuse})
 	flags := []string{"--push-in-flight", strconv.Itoa(window)}
 	d := startDaemon(t, data, s.api, flags...)
-	want := runRegisters(t, d.base, "kill", 10, 0, 150)
+	want := runRegisters(t, d.Base, "kill", 10, 0, 150)
 	s.fault(t, crmsim.Fault{})
 
 	// Arrivals (a cheap count) show progress; fetching every receipt to
@@ -533,18 +444,18 @@ func TestE2EKillMidPush(t *testing.T) {
 	var killedAt []time.Time
 	for k := range kills {
 		before := arrivals()
-		eventually(t, fmt.Sprintf("pushing to resume after restart %d", k), 60*time.Second, func() bool {
+		poll.Until(t, fmt.Sprintf("pushing to resume after restart %d", k), 60*time.Second, func() bool {
 			return arrivals() >= before+5
 		})
 		if d.status(t).Outbox == 0 {
 			t.Fatalf("the backlog drained after %d kills, before the test could kill %d times", k, kills)
 		}
 		time.Sleep(time.Duration(rand.IntN(150)) * time.Millisecond)
-		d.kill()
+		d.Kill()
 		killedAt = append(killedAt, time.Now())
 		d = startDaemon(t, data, s.api, flags...)
 	}
-	eventually(t, "the outbox to drain", 90*time.Second, func() bool { return d.status(t).Outbox == 0 })
+	poll.Until(t, "the outbox to drain", 90*time.Second, func() bool { return d.status(t).Outbox == 0 })
 	rs := s.receipts(t)
 	dups := checkArrivals(t, rs, want)
 
@@ -582,9 +493,9 @@ func TestE2EFaults(t *testing.T) {
 	skipShort(t)
 	s := startSim(t)
 	d := startDaemon(t, t.TempDir(), s.api)
-	eventually(t, "the first pull", 30*time.Second, func() bool {
-		c1, _ := get(t, d.base+"/api/v2/bill/byid/206929")
-		c2, _ := get(t, d.base+"/api/v2/bill/byid/350255")
+	poll.Until(t, "the first pull", 30*time.Second, func() bool {
+		c1, _ := get(t, d.Base+"/api/v2/bill/byid/206929")
+		c2, _ := get(t, d.Base+"/api/v2/bill/byid/350255")
 		return c1 == 200 && c2 == 200
 	})
 	for i, f := range []crmsim.Fault{
@@ -606,28 +517,37 @@ func TestE2EFaults(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sinceJournal := time.Now()
 			s.fault(t, f)
-			code, _ := get(t, d.base+"/api/v2/bill/byid/350255") // a hit, whatever the upstream does
+			code, _ := get(t, d.Base+"/api/v2/bill/byid/350255") // a hit, whatever the upstream does
 			if code != 200 {
 				t.Errorf("cached bill: %d", code)
 			}
-			if f.Flap == 0 {
-				eventually(t, "offline", 60*time.Second, func() bool { return d.status(t).Upstream == "offline" })
+			// 429 is the upstream busy, not down: it stays online while
+			// the backoff holds the calls (sync/backoff.go).
+			busy := f.Mode == crmsim.Fault429
+			if f.Flap == 0 && !busy {
+				poll.Until(t, "offline", 60*time.Second, func() bool { return d.status(t).Upstream == "offline" })
 				checkFastAnswers(t, d)
 			}
+			if busy {
+				poll.Until(t, "a 429 journaled", 60*time.Second, func() bool { return journalHasFault(t, d, sinceJournal) })
+				if st := d.status(t); st.Upstream != "online" {
+					t.Errorf("upstream %s on 429s, want online (busy)", st.Upstream)
+				}
+			}
 			rcpt := registerReceipt("fault", 0, i*10+4) // no bill: it keeps the bills open
-			runRegisterOne(t, d.base, "fault", 0, i*10+4)
+			runRegisterOne(t, d.Base, "fault", 0, i*10+4)
 			s.fault(t, crmsim.Fault{})
-			eventually(t, "online", 60*time.Second, func() bool { return d.status(t).Upstream == "online" })
+			poll.Until(t, "online", 60*time.Second, func() bool { return d.status(t).Upstream == "online" })
 			if f.Mode == crmsim.Fault400 {
 				// A 400 parks what was in flight; the operator retries it.
 				for _, p := range d.status(t).ParkedList {
-					out, err := exec.Command(binary, "outbox", "retry", p.EventID, "--addr", d.base).CombinedOutput()
+					out, err := exec.Command(binary, "outbox", "retry", p.EventID, "--addr", d.Base).CombinedOutput()
 					if err != nil {
 						t.Fatalf("outbox retry: %v: %s", err, out)
 					}
 				}
 			}
-			eventually(t, "the receipt delivered", 60*time.Second, func() bool {
+			poll.Until(t, "the receipt delivered", 60*time.Second, func() bool {
 				for _, r := range s.receipts(t) {
 					if r.EventID == rcpt.id && r.Status == 200 {
 						return true
@@ -635,21 +555,23 @@ func TestE2EFaults(t *testing.T) {
 				}
 				return false
 			})
-			eventually(t, "the outbox to drain", 60*time.Second, func() bool { return d.status(t).Outbox == 0 })
-			if f.Flap == 0 && !journalHas(t, d, sinceJournal, "UPSTREAM_STATE", "online -> offline") {
+			poll.Until(t, "the outbox to drain", 60*time.Second, func() bool { return d.status(t).Outbox == 0 })
+			if f.Flap == 0 && !busy && !journalHas(t, d, sinceJournal, "UPSTREAM_STATE", "online -> offline") {
 				t.Error("going offline is not in the journal")
 			}
 			if !journalHasFault(t, d, sinceJournal) {
 				t.Error("no failed upstream exchange in the journal")
 			}
-			code, _ = get(t, d.base+"/api/v2/bill/byid/206929")
+			code, _ = get(t, d.Base+"/api/v2/bill/byid/206929")
 			if code != 200 {
 				t.Errorf("after recovery, bill 206929: %d", code)
 			}
 		})
 	}
-	if d.cmd.ProcessState != nil {
+	select {
+	case <-d.Done():
 		t.Fatalf("the daemon exited:\n%s", d.Logs())
+	default:
 	}
 }
 
@@ -685,7 +607,7 @@ func checkFastAnswers(t *testing.T, d *daemon) {
 		var ds []time.Duration
 		for range 5 {
 			start := time.Now()
-			code, b := get(t, d.base+c.path)
+			code, b := get(t, d.Base+c.path)
 			ds = append(ds, time.Since(start))
 			if code != c.code {
 				t.Errorf("GET %s offline: %d %s, want %d", c.path, code, b, c.code)
@@ -704,6 +626,8 @@ type journalRow struct {
 	Kind   string    `json:"kind"`
 	Status int       `json:"status"`
 	Note   string    `json:"note"`
+	// Repeats are later polls with the same answer folded into this row.
+	Repeats int `json:"repeats"`
 }
 
 func journal(t testing.TB, d *daemon, since time.Time, kind string) []journalRow {
@@ -712,7 +636,7 @@ func journal(t testing.TB, d *daemon, since time.Time, kind string) []journalRow
 	if kind != "" {
 		q += "&kind=" + kind
 	}
-	code, b := get(t, d.base+"/admin/api/journal"+q)
+	code, b := get(t, d.Base+"/admin/api/journal"+q)
 	var rows []journalRow
 	if code != 200 || json.Unmarshal(b, &rows) != nil {
 		t.Fatalf("journal: %d %.300s", code, b)
@@ -754,8 +678,8 @@ func TestE2EBillChanges(t *testing.T) {
 	const interval = time.Second
 	s := startSim(t)
 	d := startDaemon(t, t.TempDir(), s.api, "--sync-interval", interval.String())
-	eventually(t, "the first pull", 30*time.Second, func() bool {
-		code, _ := get(t, d.base+"/api/v2/bill/byid/206929")
+	poll.Until(t, "the first pull", 30*time.Second, func() bool {
+		code, _ := get(t, d.Base+"/api/v2/bill/byid/206929")
 		return code == 200
 	})
 
@@ -770,8 +694,8 @@ func TestE2EBillChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	eventually(t, "the changed bill", 30*time.Second, func() bool {
-		_, b := get(t, d.base+"/api/v2/bill/byid/206929")
+	poll.Until(t, "the changed bill", 30*time.Second, func() bool {
+		_, b := get(t, d.Base+"/api/v2/bill/byid/206929")
 		return bytes.Equal(b, bytes.TrimSpace(changed))
 	})
 	took := time.Since(start)
@@ -785,11 +709,11 @@ func TestE2EBillChanges(t *testing.T) {
 	if err := s.ctl.PutBill(fresh); err != nil {
 		t.Fatal(err)
 	}
-	code, b := get(t, d.base+"/api/v2/list?number=NEW-1")
+	code, b := get(t, d.Base+"/api/v2/list?number=NEW-1")
 	if code != 200 || !bytes.Contains(b, []byte(`9100000000000000001`)) {
 		t.Errorf("number= read-through of a new bill: %d %s", code, b)
 	}
-	code, b = get(t, d.base+"/api/v2/bill/byid/9100000000000000001")
+	code, b = get(t, d.Base+"/api/v2/bill/byid/9100000000000000001")
 	if code != 200 || !bytes.Equal(b, fresh) {
 		t.Errorf("the new bill: %d %s", code, b)
 	}
@@ -798,8 +722,8 @@ func TestE2EBillChanges(t *testing.T) {
 	if err := s.ctl.DeleteBill("49040"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "bill 49040 to leave the list", 30*time.Second, func() bool {
-		_, b := get(t, d.base+"/api/v2/list")
+	poll.Until(t, "bill 49040 to leave the list", 30*time.Second, func() bool {
+		_, b := get(t, d.Base+"/api/v2/list")
 		return !bytes.Contains(b, []byte(`"id":49040`)) && !bytes.Contains(b, []byte(`"id": 49040`))
 	})
 }
@@ -810,26 +734,26 @@ func TestE2EOutboxRetry(t *testing.T) {
 	skipShort(t)
 	s := startSim(t)
 	d := startDaemon(t, t.TempDir(), s.api)
-	eventually(t, "online", 30*time.Second, func() bool { return d.status(t).Upstream == "online" })
+	poll.Until(t, "online", 30*time.Second, func() bool { return d.status(t).Upstream == "online" })
 	s.fault(t, crmsim.Fault{Mode: crmsim.Fault400, Kind: crmsim.KindReceipts})
 	r := registerReceipt("park", 3, 1)
-	runRegisterOne(t, d.base, "park", 3, 1)
-	eventually(t, "the receipt parked", 30*time.Second, func() bool { return d.status(t).Parked == 1 })
+	runRegisterOne(t, d.Base, "park", 3, 1)
+	poll.Until(t, "the receipt parked", 30*time.Second, func() bool { return d.status(t).Parked == 1 })
 	st := d.status(t)
 	if st.ParkedList[0].EventID != r.id || !strings.Contains(st.ParkedList[0].Answer, "400") {
 		t.Errorf("parked: %+v", st.ParkedList)
 	}
-	out, err := exec.Command(binary, "outbox", "retry", "no-such-event", "--addr", d.base).CombinedOutput()
+	out, err := exec.Command(binary, "outbox", "retry", "no-such-event", "--addr", d.Base).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "no-such-event") {
 		t.Errorf("retry of an unknown event: %v: %s", err, out)
 	}
 	s.fault(t, crmsim.Fault{})
-	out, err = exec.Command(binary, "outbox", "retry", r.id, "--addr", d.base).CombinedOutput()
+	out, err = exec.Command(binary, "outbox", "retry", r.id, "--addr", d.Base).CombinedOutput()
 	if err != nil {
 		t.Fatalf("outbox retry: %v: %s", err, out)
 	}
-	eventually(t, "the retried receipt delivered", 30*time.Second, func() bool { return s.delivered(t) == 1 })
-	eventually(t, "outbox and parked empty", 30*time.Second, func() bool {
+	poll.Until(t, "the retried receipt delivered", 30*time.Second, func() bool { return s.delivered(t) == 1 })
+	poll.Until(t, "outbox and parked empty", 30*time.Second, func() bool {
 		st := d.status(t)
 		return st.Parked == 0 && st.Outbox == 0
 	})
@@ -844,9 +768,9 @@ func TestE2EUpstreamLogLines(t *testing.T) {
 	skipShort(t)
 	s := startSim(t)
 	d := startDaemon(t, t.TempDir(), s.api, "--sync-interval", "200ms")
-	eventually(t, "online", 30*time.Second, func() bool { return d.status(t).Upstream == "online" })
+	poll.Until(t, "online", 30*time.Second, func() bool { return d.status(t).Upstream == "online" })
 	// The log line follows the state change by a moment.
-	eventually(t, "the first contact log line", 10*time.Second, func() bool {
+	poll.Until(t, "the first contact log line", 10*time.Second, func() bool {
 		return strings.Contains(d.Logs(), `msg="upstream online"`)
 	})
 	first := logLines(d.Logs(), `msg="upstream online"`)
@@ -861,18 +785,19 @@ func TestE2EUpstreamLogLines(t *testing.T) {
 	mark := len(d.Logs())
 	sinceJournal := time.Now()
 	s.fault(t, crmsim.Fault{Mode: crmsim.FaultRefuse})
-	eventually(t, "offline", 30*time.Second, func() bool { return d.status(t).Upstream == "offline" })
-	// Several probes fail (the journal has each) while the log stays quiet.
-	eventually(t, "five failed probes", 60*time.Second, func() bool {
+	poll.Until(t, "offline", 30*time.Second, func() bool { return d.status(t).Upstream == "offline" })
+	// Several probes fail (the journal has each, the same failure folded
+	// into one row with a count) while the log stays quiet.
+	poll.Until(t, "five failed probes", 60*time.Second, func() bool {
 		n := 0
 		for _, r := range journal(t, d, sinceJournal, "UPSTREAM_HELLO") {
 			if r.Note != "" {
-				n++
+				n += 1 + r.Repeats
 			}
 		}
 		return n >= 5
 	})
-	st := runCLI(t, "status", "--addr", d.base)
+	st := runCLI(t, "status", "--addr", d.Base)
 	if !strings.Contains(st, "last error: ") || !strings.Contains(st, " ago), ") || !strings.Contains(st, "connection refused") {
 		t.Errorf("status while offline lacks the last error with its time:\n%s", st)
 	}
@@ -886,15 +811,15 @@ func TestE2EUpstreamLogLines(t *testing.T) {
 
 	mark = len(d.Logs())
 	s.fault(t, crmsim.Fault{})
-	eventually(t, "online again", 30*time.Second, func() bool { return d.status(t).Upstream == "online" })
-	eventually(t, "the recovery log line", 10*time.Second, func() bool {
+	poll.Until(t, "online again", 30*time.Second, func() bool { return d.status(t).Upstream == "online" })
+	poll.Until(t, "the recovery log line", 10*time.Second, func() bool {
 		return strings.Contains(d.Logs()[mark:], `msg="upstream online again"`)
 	})
 	again := logLines(d.Logs()[mark:], `msg="upstream online again"`)
 	if len(again) != 1 || !strings.Contains(again[0], "offline_for=") || !strings.Contains(again[0], "probes_failed=") {
 		t.Errorf("recovery logged as %q", again)
 	}
-	if st := runCLI(t, "status", "--addr", d.base); strings.Contains(st, "last error") {
+	if st := runCLI(t, "status", "--addr", d.Base); strings.Contains(st, "last error") {
 		t.Errorf("status once the upstream is back still shows the last error:\n%s", st)
 	}
 }
@@ -929,16 +854,17 @@ func runCLI(t testing.TB, args ...string) string {
 // TestE2EMaxConcurrent: the simulator serves 4 calls at once and answers
 // 429 to the rest; the daemon, at its default cap of 64, drains a backlog
 // through it: every receipt delivered once, in bill order, none parked,
-// few refused, and the window ends near the upstream's limit.
+// few refused, and the window ends near the upstream's limit (as the
+// upstream sees it).
 func TestE2EMaxConcurrent(t *testing.T) {
 	skipShort(t)
 	const limit = 4
 	s := startSim(t, "--latency", "20ms", "--max-concurrent", strconv.Itoa(limit))
 	s.fault(t, crmsim.Fault{Mode: crmsim.FaultRefuse})
 	d := startDaemon(t, t.TempDir(), s.api)
-	want := runRegisters(t, d.base, "mc", 10, 0, 80)
+	want := runRegisters(t, d.Base, "mc", 10, 0, 80)
 	s.fault(t, crmsim.Fault{})
-	eventually(t, "the outbox to drain", 90*time.Second, func() bool { return d.status(t).Outbox == 0 })
+	poll.Until(t, "the outbox to drain", 90*time.Second, func() bool { return d.status(t).Outbox == 0 })
 	rs := s.receipts(t)
 	if dups := checkArrivals(t, rs, want); len(dups) > 0 {
 		t.Errorf("duplicates: %v", dups)
@@ -955,13 +881,31 @@ func TestE2EMaxConcurrent(t *testing.T) {
 	}
 	frac := float64(refused) / float64(len(rs))
 	window := metric(t, d, "shopbridge_upstream_push_window")
-	t.Logf("%d of %d receipt calls refused (%.1f%%); %d calls refused in all; up to %d open at once; window now %d",
-		refused, len(rs), 100*frac, st.Refused, st.PeakCalls, window)
+	// Where the window ends, measured where the limit is: the share of
+	// the last quarter of receipt calls (after slow start's overshoot)
+	// that the simulator refused. A window of w > limit that the daemon
+	// fills has w-limit of every w refused, so the old bound of a window
+	// of limit+1 is a share of 1/(limit+1). The daemon's own figure is
+	// only logged: it counts besides the calls on their way between the
+	// two (answered by the simulator, not yet taken by the daemon),
+	// which on a loaded machine are a few more with nothing wrong: a full
+	// go test ./... once ended this test at a window of 7.
+	tail := rs[len(rs)*3/4:]
+	tailRefused := 0
+	for _, r := range tail {
+		if r.Fault == crmsim.FaultMaxConcurrent {
+			tailRefused++
+		}
+	}
+	tailFrac := float64(tailRefused) / float64(len(tail))
+	t.Logf("%d of %d receipt calls refused (%.1f%%), %d of the last %d (%.1f%%); %d calls refused in all; up to %d open at once; window now %d",
+		refused, len(rs), 100*frac, tailRefused, len(tail), 100*tailFrac, st.Refused, st.PeakCalls, window)
 	if frac > 0.15 {
 		t.Errorf("%.1f%% of receipt calls refused: the daemon does not follow the upstream's limit of %d", 100*frac, limit)
 	}
-	if window > limit+1 {
-		t.Errorf("push window %d after the drain, want about %d", window, limit)
+	if tailFrac > 1/float64(limit+1) {
+		t.Errorf("%.1f%% of the last %d receipt calls refused (push window %d after the drain): the window does not end near the limit of %d",
+			100*tailFrac, len(tail), window, limit)
 	}
 	if cap := metric(t, d, "shopbridge_upstream_push_window_max"); cap != upsync.DefaultInFlight {
 		t.Errorf("push window cap %d, want the default %d", cap, upsync.DefaultInFlight)

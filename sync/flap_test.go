@@ -2,6 +2,7 @@ package sync
 
 import (
 	"fmt"
+	"github.com/shopbridge/shopbridge/internal/crmsimtest"
 	"testing"
 	"time"
 
@@ -9,6 +10,8 @@ import (
 
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/crmsim"
+	"github.com/shopbridge/shopbridge/internal/journaltest"
+	"github.com/shopbridge/shopbridge/internal/poll"
 )
 
 // TestFlappingInProcess pushes a backlog through an upstream that refuses
@@ -16,11 +19,11 @@ import (
 // after the syncer saw its 200. (The simulator may count a receipt twice
 // when it closes a connection after writing a 200 that never reached us.)
 func TestFlappingInProcess(t *testing.T) {
-	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Logger: quietLogger()})
 	st := storetest.MustOpen(t)
-	j := &memJournal{}
+	j := &journaltest.Journal{}
 	s := MustOpenSyncer(t, testConfig(sim, j), st)
-	eventually(t, "online", s.Online)
+	poll.Eventually(t, "online", s.Online)
 	if err := sim.SetFault(crmsim.Fault{Mode: crmsim.FaultRefuse, Flap: 150 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
@@ -36,12 +39,12 @@ func TestFlappingInProcess(t *testing.T) {
 	// Receipts get through between the flaps (progress, not speed: under
 	// -race on a busy machine this is much slower), then the flapping goes
 	// on for a while with receipts in flight.
-	eventually(t, "deliveries while flapping", func() bool { return st.OutboxLen() < 900 })
+	poll.Eventually(t, "deliveries while flapping", func() bool { return st.OutboxLen() < 900 })
 	time.Sleep(2 * time.Second)
 	if err := sim.SetFault(crmsim.Fault{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the outbox to drain", func() bool { return st.OutboxLen() == 0 })
+	poll.Eventually(t, "the outbox to drain", func() bool { return st.OutboxLen() == 0 })
 	rs := sim.Receipts()
 	seen := map[string]int{}
 	for _, r := range rs {
@@ -55,8 +58,8 @@ func TestFlappingInProcess(t *testing.T) {
 		}
 		// Which attempts did the syncer see, and how did they end?
 		var attempts []string
-		for _, e := range j.all() {
-			if e.Kind == KindReceipt && e.ReqReceipt == id {
+		for _, e := range j.Entries() {
+			if e.Kind == shopbridge.KindUpstreamReceipt && e.ReqReceipt == id {
 				attempts = append(attempts, fmt.Sprintf("%s status %d %q", e.Time.Format("15:04:05.000000"), e.Status, e.Note))
 			}
 		}
@@ -67,8 +70,8 @@ func TestFlappingInProcess(t *testing.T) {
 			}
 		}
 		ok := 0
-		for _, e := range j.all() {
-			if e.Kind == KindReceipt && e.ReqReceipt == id && e.Status == 200 {
+		for _, e := range j.Entries() {
+			if e.Kind == shopbridge.KindUpstreamReceipt && e.ReqReceipt == id && e.Status == 200 {
 				ok++
 			}
 		}

@@ -6,13 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
-	gosync "sync"
 	"testing"
 	"time"
 
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/crmsim"
+	"github.com/shopbridge/shopbridge/internal/journaltest"
 	"github.com/shopbridge/shopbridge/storage"
 )
 
@@ -20,35 +19,8 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// memJournal keeps journal entries in memory.
-type memJournal struct {
-	mu      gosync.Mutex
-	entries []shopbridge.JournalEntry
-}
-
-func (j *memJournal) Record(e shopbridge.JournalEntry) {
-	j.mu.Lock()
-	j.entries = append(j.entries, e)
-	j.mu.Unlock()
-}
-
-func (j *memJournal) all() []shopbridge.JournalEntry {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return append([]shopbridge.JournalEntry(nil), j.entries...)
-}
-
-func (j *memJournal) has(kind, substr string) bool {
-	for _, e := range j.all() {
-		if e.Kind == kind && strings.Contains(e.Note, substr) {
-			return true
-		}
-	}
-	return false
-}
-
 // testConfig is a Config for a quick test against sim.
-func testConfig(sim *crmsim.Server, j *memJournal) Config {
+func testConfig(sim *crmsim.Server, j *journaltest.Journal) Config {
 	return Config{
 		URL:                sim.URL(),
 		Interval:           200 * time.Millisecond,
@@ -69,20 +41,6 @@ func MustOpenSyncer(tb testing.TB, cfg Config, st *storage.Store) *Syncer {
 	}
 	tb.Cleanup(func() { s.Close() })
 	return s
-}
-
-// eventually polls cond until it holds or the (generous) deadline passes.
-func eventually(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	// Generous: a deadline only ends a test that has already failed, and
-	// -race on a busy two-core machine is many times slower.
-	deadline := time.Now().Add(90 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // receipt builds a receipt event as a register would send it.

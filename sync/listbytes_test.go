@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopbridge/shopbridge/internal/journaltest"
+	"github.com/shopbridge/shopbridge/internal/poll"
 	"github.com/shopbridge/shopbridge/internal/storetest"
 	"github.com/shopbridge/shopbridge/storage"
 )
@@ -111,17 +113,17 @@ func TestListEntryBytes(t *testing.T) {
 	t.Cleanup(srv.Close)
 	st := storetest.MustOpen(t)
 	cfg := Config{URL: srv.URL, Interval: 50 * time.Millisecond, Timeout: 2 * time.Second,
-		ReadThroughTimeout: 2 * time.Second, Journal: &memJournal{}, Logger: quietLogger()}
+		ReadThroughTimeout: 2 * time.Second, Journal: &journaltest.Journal{}, Logger: quietLogger()}
 	s := MustOpenSyncer(t, cfg, st)
 	ctx := context.Background()
 
-	eventually(t, "bills 701 and 702 pulled", func() bool {
+	poll.Eventually(t, "bills 701 and 702 pulled", func() bool {
 		_, err1 := st.Bill("701")
 		_, err2 := st.Bill("702")
 		return err1 == nil && err2 == nil
 	})
 	pulls := s.m.pulls.ok.Load()
-	eventually(t, "three more pulls", func() bool { return s.m.pulls.ok.Load() >= pulls+3 })
+	poll.Eventually(t, "three more pulls", func() bool { return s.m.pulls.ok.Load() >= pulls+3 })
 	check := func(step string, q storage.ListQuery, want ...string) {
 		t.Helper()
 		if got, w := served(t, st, q), "["+strings.Join(want, ",")+"]"; got != w {
@@ -169,13 +171,13 @@ func TestListEntryBytes(t *testing.T) {
 	// key order and escapes (refreshed, not fetched).
 	e701b := strings.Replace(e701, `"x"`, `"y"`, 1)
 	up.set(func(u *entryUpstream) { u.all = []string{e701b, e705} })
-	eventually(t, "the changed entry of 701", func() bool { return served(t, st, storage.ListQuery{Number: "N/701"}) == "["+e701b+"]" })
-	eventually(t, "701 fetched again", func() bool { return up.fetches("701") == 2 })
+	poll.Eventually(t, "the changed entry of 701", func() bool { return served(t, st, storage.ListQuery{Number: "N/701"}) == "["+e701b+"]" })
+	poll.Eventually(t, "701 fetched again", func() bool { return up.fetches("701") == 2 })
 	e701c := `{"id":701,"date":"2026-03-22 10:00:00","summ":10.50,"number":"N/701","customername":"y","card":"И-7"}`
 	up.set(func(u *entryUpstream) { u.all = []string{e701c, e705} })
-	eventually(t, "the reordered entry of 701", func() bool { return served(t, st, storage.ListQuery{Number: "N/701"}) == "["+e701c+"]" })
+	poll.Eventually(t, "the reordered entry of 701", func() bool { return served(t, st, storage.ListQuery{Number: "N/701"}) == "["+e701c+"]" })
 	pulls = s.m.pulls.ok.Load()
-	eventually(t, "two more pulls", func() bool { return s.m.pulls.ok.Load() >= pulls+2 })
+	poll.Eventually(t, "two more pulls", func() bool { return s.m.pulls.ok.Load() >= pulls+2 })
 	if n := up.fetches("701"); n != 2 {
 		t.Errorf("bill 701 fetched %d times, want 2: a reordered entry is no changed summary field", n)
 	}
@@ -184,7 +186,7 @@ func TestListEntryBytes(t *testing.T) {
 	// 701 leaves the upstream lists: off the no-parameter list, its last
 	// entry kept for number= and date=.
 	up.set(func(u *entryUpstream) { u.all, u.today = []string{e705}, nil })
-	eventually(t, "701 off the no-parameter list", func() bool { return served(t, st, storage.ListQuery{}) == "["+e705+"]" })
+	poll.Eventually(t, "701 off the no-parameter list", func() bool { return served(t, st, storage.ListQuery{}) == "["+e705+"]" })
 	check("701 dropped", storage.ListQuery{Number: "N/701"}, e701c)
 	check("701 dropped", storage.ListQuery{Date: "2026-03-22"}, e704, e702, e701c, e705,
 		`{"id":703,"date":"2026-03-22 08:00:00","summ":3,"number":"N-703","customername":"Гриша / И"}`)

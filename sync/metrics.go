@@ -49,9 +49,19 @@ func (s *Syncer) WriteMetrics(w io.Writer) {
 	gauge("shopbridge_upstream_pushes_in_flight", "Receipts sent and not yet recorded as delivered.", float64(st.InFlight))
 	gauge("shopbridge_upstream_push_window", "Receipts that may be in flight now: the adaptive window (0 while the upstream asked to wait).", float64(st.PushWindow))
 	gauge("shopbridge_upstream_push_window_max", "The cap of the push window (--push-in-flight).", float64(s.cfg.InFlight))
+	wait := 0.0
+	if !st.BusyUntil.IsZero() {
+		wait = max(time.Until(st.BusyUntil).Seconds(), 0)
+	}
+	gauge("shopbridge_upstream_backoff_seconds", "Seconds until calls to the upstream may go again: its Retry-After or the delay its failures made (0: they go now).", wait)
+	gauge("shopbridge_upstream_backoff_waves", "Waves of calls in a row the upstream failed (5xx, timeouts); 0 once it answers.", float64(st.BackoffWaves))
 	byResult("shopbridge_upstream_read_through_total", "Store misses read through to the upstream, by result.",
 		result{"hit", &s.m.readThrough.hit}, result{"miss", &s.m.readThrough.miss},
 		result{"error", &s.m.readThrough.err}, result{"offline", &s.m.readThrough.offline})
+	if st.Clock != nil {
+		// Absent before the first answer: 0 would say the clock is right.
+		gauge("shopbridge_clock_skew_seconds", "The upstream's clock minus this PC's, from its Date headers (positive: this PC is behind; 0 within 2 s).", st.Clock.SkewSeconds)
+	}
 	if s.st != nil {
 		age := 0.0
 		if t := s.st.OldestQueued(); !t.IsZero() {

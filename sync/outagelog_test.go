@@ -2,13 +2,17 @@ package sync
 
 import (
 	"bytes"
+	"github.com/shopbridge/shopbridge/internal/crmsimtest"
 	"log/slog"
 	"strings"
 	gosync "sync"
 	"testing"
 	"time"
 
+	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/crmsim"
+	"github.com/shopbridge/shopbridge/internal/journaltest"
+	"github.com/shopbridge/shopbridge/internal/poll"
 	"github.com/shopbridge/shopbridge/internal/storetest"
 )
 
@@ -48,10 +52,10 @@ func (b *logBuffer) String() string {
 }
 
 // failedProbes counts the hello calls the journal holds with an error.
-func failedProbes(j *memJournal) int {
+func failedProbes(j *journaltest.Journal) int {
 	n := 0
-	for _, e := range j.all() {
-		if e.Kind == KindHello && e.Note != "" {
+	for _, e := range j.Entries() {
+		if e.Kind == shopbridge.KindUpstreamHello && e.Note != "" {
 			n++
 		}
 	}
@@ -64,12 +68,12 @@ func failedProbes(j *memJournal) int {
 // the last error shows while the upstream fails and goes once it answers.
 func TestOutageLog(t *testing.T) {
 	const summaryEvery = 700 * time.Millisecond
-	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Logger: quietLogger()})
 	if err := sim.SetFault(crmsim.Fault{Mode: crmsim.FaultRefuse}); err != nil {
 		t.Fatal(err)
 	}
 	st := storetest.MustOpen(t)
-	j := &memJournal{}
+	j := &journaltest.Journal{}
 	logs := &logBuffer{}
 	cfg := testConfig(sim, j)
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -78,7 +82,7 @@ func TestOutageLog(t *testing.T) {
 	s := MustOpenSyncer(t, cfg, st)
 
 	// Down from the start: one line, then summaries.
-	eventually(t, "two summaries of the outage", func() bool { return len(logs.lines("upstream still offline")) >= 2 })
+	poll.Eventually(t, "two summaries of the outage", func() bool { return len(logs.lines("upstream still offline")) >= 2 })
 	probes, elapsed := failedProbes(j), time.Since(started)
 	if n := len(logs.lines("upstream not reachable yet")); n != 1 {
 		t.Errorf("%d lines 'upstream not reachable yet', want 1:\n%s", n, logs)
@@ -106,7 +110,7 @@ func TestOutageLog(t *testing.T) {
 	if err := sim.SetFault(crmsim.Fault{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "online", s.Online)
+	poll.Eventually(t, "online", s.Online)
 	online := logs.lines(`msg="upstream online"`)
 	if len(online) != 1 || !strings.Contains(online[0], `system="`+crmsim.DefaultSystem+`"`) ||
 		!strings.Contains(online[0], "unreachable_for=") || strings.Contains(online[0], "offline_for") {
@@ -121,9 +125,9 @@ func TestOutageLog(t *testing.T) {
 	if err := sim.SetFault(crmsim.Fault{Mode: crmsim.FaultRefuse}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "offline", func() bool { return !s.Online() })
+	poll.Eventually(t, "offline", func() bool { return !s.Online() })
 	before := failedProbes(j)
-	eventually(t, "a summary of the second outage", func() bool {
+	poll.Eventually(t, "a summary of the second outage", func() bool {
 		return len(logs.lines("upstream still offline")) > len(summaries) && failedProbes(j) >= before+3
 	})
 	tail := strings.Join(strings.Split(logs.String(), "\n")[mark-1:], "\n")
@@ -139,13 +143,13 @@ func TestOutageLog(t *testing.T) {
 	if err := sim.SetFault(crmsim.Fault{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "online again", s.Online)
+	poll.Eventually(t, "online again", s.Online)
 	again := logs.lines(`msg="upstream online again"`)
 	if len(again) != 1 || !strings.Contains(again[0], "offline_for=") || !strings.Contains(again[0], "probes_failed=") {
 		t.Errorf("recovery logged as %q:\n%s", again, logs)
 	}
-	if !j.has(KindState, "offline -> online after") || !j.has(KindState, "online -> offline after") {
-		t.Errorf("the state changes are not journaled: %+v", j.all())
+	if !j.Has(shopbridge.KindUpstreamState, "offline -> online after") || !j.Has(shopbridge.KindUpstreamState, "online -> offline after") {
+		t.Errorf("the state changes are not journaled: %+v", j.Entries())
 	}
 	if ss := s.Status(); ss.LastError != "" {
 		t.Errorf("status once back: last error %q, want none", ss.LastError)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	gosync "sync"
 	"time"
 
@@ -20,13 +21,20 @@ const helloEvery = 10 * time.Minute
 var errNoBill = errors.New("the upstream does not know this bill")
 
 // call sends one request and checks its answer. A 2xx answer that passes
-// check is a success; a 404 with notFound set is errNoBill; anything else
-// (no answer, a cut, a timeout, another status, an answer check refuses) is
-// a failure that counts towards offline. A call the caller cancelled counts
-// neither way. Every call is journaled with its verdict.
+// check is a success; a 404 with notFound set is errNoBill; a 429 or 503 is
+// the upstream busy, an answer; anything else (no answer, a cut, a timeout,
+// another status, an answer check refuses) is a failure that counts towards
+// offline. A call the caller cancelled counts neither way. Every call
+// waits for the upstream-wide backoff first (or fails at once when that
+// wait outlasts ctx's deadline), reports its answer to it and is
+// journaled with its verdict.
 func (s *Syncer) call(ctx context.Context, req request, notFound bool, check func(*response) error) (*response, error) {
-	sent := time.Now()
+	sent, err := s.backoff.wait(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", req.method, req.path, err)
+	}
 	resp, d, err := s.client.do(ctx, req)
+	s.judge(resp, err, sent, req.method+" "+req.path+": "+answerOrError(resp, err))
 	if err == nil {
 		switch {
 		case notFound && resp.status == http.StatusNotFound:
@@ -45,6 +53,10 @@ func (s *Syncer) call(ctx context.Context, req request, notFound bool, check fun
 	switch {
 	case err == nil || errors.Is(err, errNoBill):
 		s.succeeded(sent)
+	case resp != nil && busyStatus(resp.status):
+		// Busy, not down: the upstream answered. The backoff (and a
+		// fetch's window) hold the next calls back.
+		s.reachable(sent, err)
 	case errors.Is(ctx.Err(), context.Canceled):
 		// The caller gave up (shutdown, a terminal hung up): no verdict.
 	default:
@@ -94,7 +106,7 @@ func (s *Syncer) PullNow() {
 // hello asks the upstream's hello and keeps its system string.
 func (s *Syncer) hello(ctx context.Context) error {
 	var system string
-	_, err := s.call(ctx, request{kind: KindHello, method: http.MethodGet, path: "/api/v2/hello"}, false,
+	_, err := s.call(ctx, request{kind: shopbridge.KindUpstreamHello, method: http.MethodGet, path: "/api/v2/hello"}, false,
 		func(r *response) (err error) {
 			if system, err = parseHello(r.body); err == nil {
 				s.mu.Lock()
@@ -116,14 +128,14 @@ func (s *Syncer) hello(ctx context.Context) error {
 // list asks for one upstream list and returns its usable summaries.
 func (s *Syncer) list(ctx context.Context, q url.Values) ([]shopbridge.BillSummary, error) {
 	var sums []shopbridge.BillSummary
-	_, err := s.call(ctx, request{kind: KindList, method: http.MethodGet, path: "/api/v2/list", query: q}, false,
+	_, err := s.call(ctx, request{kind: shopbridge.KindUpstreamList, method: http.MethodGet, path: "/api/v2/list", query: q}, false,
 		func(r *response) error {
 			var skipped []string
 			var err error
 			sums, skipped, err = parseList(r.body)
 			for _, sk := range skipped {
 				s.log.Warn("upstream list entry skipped", "query", q.Encode(), "why", sk)
-				s.journalNote(KindList, "/api/v2/list", q.Encode(), "skipped "+sk)
+				s.journalNote(shopbridge.KindUpstreamList, "/api/v2/list", q.Encode(), "skipped "+sk)
 			}
 			return err
 		})
@@ -141,10 +153,10 @@ func (s *Syncer) journalNote(kind, path, query, note string) {
 // fetchBill asks bill/byid/id and returns its exact bytes once they are a
 // bill with that id.
 func (s *Syncer) fetchBill(ctx context.Context, id string) ([]byte, error) {
-	if !storage.ValidID(id) {
+	if !shopbridge.ValidID(id) {
 		return nil, fmt.Errorf("bill id %q is not a whole number", id)
 	}
-	resp, err := s.call(ctx, request{kind: KindBill, method: http.MethodGet, path: "/api/v2/bill/byid/" + id}, true,
+	resp, err := s.call(ctx, request{kind: shopbridge.KindUpstreamBill, method: http.MethodGet, path: "/api/v2/bill/byid/" + id}, true,
 		func(r *response) error { return checkBill(id, r.body) })
 	if err != nil {
 		return nil, err
@@ -190,19 +202,23 @@ func (s *Syncer) pull(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// fetchBills fetches and stores bills, a few at a time, until done or the
-// upstream goes offline. One writer stores what the fetchers bring, so the
-// store's commits overlap the next fetches. A bill the upstream refuses or
-// mangles is skipped; the store keeps what it had and the next pull asks
-// again.
+// fetchBills fetches and stores bills until done or the upstream goes
+// offline. How many fetches are in flight follows the push's adaptive
+// window (limit.go) with its own state, capped at FetchWorkers (default
+// --push-in-flight): it starts at 8, doubles while the upstream answers
+// quickly, and narrows when it refuses (429, 503: the bill goes again,
+// after any Retry-After), fails or slows, so an upstream that limits a
+// client's calls at once sees no more than a push would send it. One writer
+// stores what the fetchers bring, every bill that has arrived in one commit,
+// so commits overlap the next fetches and a big catalogue does not wait on
+// a disk flush per bill. A bill the upstream refuses or mangles is skipped;
+// the store keeps what it had and the next pull asks again.
 func (s *Syncer) fetchBills(ctx context.Context, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	work := make(chan string)
 	bodies := make(chan []byte, s.cfg.FetchWorkers)
 	var (
-		wg     gosync.WaitGroup
 		mu     gosync.Mutex
 		failed int
 		first  error
@@ -215,48 +231,150 @@ func (s *Syncer) fetchBills(ctx context.Context, ids []string) error {
 		}
 		mu.Unlock()
 	}
-	for range min(s.cfg.FetchWorkers, len(ids)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range work {
-				body, err := s.fetchBill(ctx, id)
-				switch {
-				case errors.Is(err, errNoBill):
-				case err != nil:
-					fail(err)
-				default:
-					bodies <- body
-				}
-			}
-		}()
-	}
 	stored := make(chan struct{})
 	go func() {
 		defer close(stored)
 		for body := range bodies {
-			if _, _, err := s.st.PutBill(body, time.Now()); err != nil {
-				s.storeFailed("store a bill", err)
-				fail(err)
+			batch := [][]byte{body}
+		more:
+			for len(batch) < maxBillsPerCommit {
+				select {
+				case b, ok := <-bodies:
+					if !ok {
+						break more
+					}
+					batch = append(batch, b)
+				default:
+					break more
+				}
+			}
+			n, errs, err := s.st.PutBills(batch, time.Now())
+			if err != nil {
+				s.storeFailed("store bills", err, "bills", len(batch))
+				for range batch {
+					fail(err)
+				}
 				continue
 			}
-			s.m.billsFetched.Add(1)
+			for _, err := range errs {
+				if err != nil {
+					s.storeFailed("store a bill", err)
+					fail(err)
+				}
+			}
+			s.m.billsFetched.Add(int64(n))
 		}
 	}()
-	for _, id := range ids {
-		if ctx.Err() != nil || !s.Online() {
+
+	lim := newLimiter(1, s.cfg.FetchWorkers, time.Now())
+	done := make(chan fetched)
+	queue := slices.Clone(ids)
+	refusals := make(map[string]int)
+	inFlight := 0
+	pause := time.NewTimer(time.Hour)
+	defer pause.Stop()
+	for {
+		now := time.Now()
+		w := lim.window(now)
+		held := s.backoff.until(now) // the upstream-wide wait holds the fetches too
+		ended := s.backoff.changed()
+		if !held.IsZero() {
+			w = 0
+		}
+		for inFlight < w && len(queue) > 0 && ctx.Err() == nil && s.Online() {
+			id := queue[0]
+			queue = queue[1:]
+			inFlight++
+			go func(load sample) { done <- s.fetchOne(ctx, id, load) }(sample{sentAt: now, inFlight: inFlight, window: w})
+		}
+		if inFlight == 0 && (len(queue) == 0 || ctx.Err() != nil || !s.Online()) {
 			break
 		}
-		work <- id
+		var wake <-chan time.Time
+		if inFlight == 0 { // the upstream asked to wait (Retry-After), or the backoff holds
+			pause.Reset(time.Until(later(lim.pauseUntil, held)))
+			wake = pause.C
+		}
+		select {
+		case <-ended: // the backoff's delay ended early: look again
+		case f := <-done:
+			inFlight--
+			lim.observe(f.load, time.Now())
+			switch {
+			case f.refused && refusals[f.id] < maxFetchRefusals:
+				refusals[f.id]++
+				queue = append(queue, f.id) // later: the upstream is busy now
+			case errors.Is(f.err, errNoBill):
+			case f.err != nil:
+				fail(f.err)
+			default:
+				bodies <- f.body
+			}
+		case <-wake:
+		}
 	}
-	close(work)
-	wg.Wait()
 	close(bodies)
 	<-stored
 	if failed > 0 {
 		return fmt.Errorf("%d of %d bills not fetched, first: %w", failed, len(ids), first)
 	}
 	return nil
+}
+
+// maxBillsPerCommit bounds the bills one commit of fetchBills stores.
+const maxBillsPerCommit = 512
+
+// maxFetchRefusals is how often one pull asks a bill again that the
+// upstream refused as busy (429, 503) before it leaves it to the next pull.
+const maxFetchRefusals = 8
+
+// fetched is one bill fetch of fetchBills.
+type fetched struct {
+	id      string
+	body    []byte
+	err     error
+	refused bool   // 429 or 503: the upstream is busy; ask again
+	load    sample // what the answer says about the upstream's load
+}
+
+// fetchOne fetches one bill for fetchBills and says what the answer tells
+// the fetch window. A refusal (429, 503) is an answer, as for a push: the
+// upstream is there and busy, which narrows the window and does not count
+// towards offline.
+func (s *Syncer) fetchOne(ctx context.Context, id string, load sample) fetched {
+	f := fetched{id: id, load: load}
+	if !shopbridge.ValidID(id) {
+		f.err = fmt.Errorf("bill id %q is not a whole number", id)
+		return f
+	}
+	resp, err := s.call(ctx, request{kind: shopbridge.KindUpstreamBill, method: http.MethodGet, path: "/api/v2/bill/byid/" + id}, true,
+		func(r *response) error { return checkBill(id, r.body) })
+	switch {
+	case resp != nil && busyStatus(resp.status):
+		f.refused, f.err = true, err
+		f.load.sig = sigRefused
+		f.load.retryAfter = parseRetryAfter(resp.header.Get("Retry-After"), time.Now())
+	case err == nil || errors.Is(err, errNoBill):
+		f.err = err
+		f.load.sig = sigOK
+		if resp != nil {
+			f.load.rtt = resp.rtt
+		}
+		if err == nil {
+			f.body = resp.body
+		}
+	case ctx.Err() != nil:
+		f.err = err
+		f.load.sig = sigNone
+	case resp != nil && !retryable(resp.status):
+		// A bill the upstream refuses or mangles says nothing of its load.
+		f.err = err
+		f.load.sig, f.load.rtt = sigOK, resp.rtt
+	default:
+		f.err = err
+		f.load.sig = sigFailed
+	}
+	return f
 }
 
 // storeBill fetches one bill and stores its bytes.
@@ -308,7 +426,7 @@ func dedupe(ids []string) []string {
 // the read-through timeout (2 s), only while the upstream is online. It
 // stores the bill and returns it, or returns an ENOTFOUND error.
 func (s *Syncer) BillByID(ctx context.Context, id string) (*shopbridge.Bill, error) {
-	if !storage.ValidID(id) {
+	if !shopbridge.ValidID(id) {
 		return nil, shopbridge.Errorf(shopbridge.ENOTFOUND, "id", "no bill with id %q", id)
 	}
 	if !s.Online() {

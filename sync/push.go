@@ -96,6 +96,7 @@ func (p *pusher) run(ctx context.Context) {
 	s.window.Store(int64(p.lim.window(time.Now())))
 	for {
 		changed := s.changed()
+		ended := s.backoff.changed()
 		next := p.dispatch(ctx)
 		if !timer.Stop() {
 			select {
@@ -135,6 +136,7 @@ func (p *pusher) run(ctx context.Context) {
 				p.lim.recover(time.Now())
 				p.load(true)
 			}
+		case <-ended: // the backoff's delay ended early: a success
 		case <-timer.C:
 		case <-rescan.C:
 			p.load(true)
@@ -188,12 +190,16 @@ func (p *pusher) load(fromStart bool) {
 func (p *pusher) dispatch(ctx context.Context) (next time.Time) {
 	now := time.Now()
 	window := p.lim.window(now)
+	held := p.s.backoff.until(now) // the upstream-wide wait (backoff.go)
+	if !held.IsZero() {
+		window = 0
+	}
 	p.s.window.Store(int64(window))
 	if ctx.Err() != nil || !p.s.Online() || len(p.pending) == 0 {
 		return time.Time{}
 	}
 	if window == 0 {
-		return p.lim.pauseUntil
+		return later(p.lim.pauseUntil, held)
 	}
 	blocked := make(map[string]bool, len(p.busy)+window)
 	kept := p.pending[:0]
@@ -238,13 +244,9 @@ func (p *pusher) report(res pushResult) {
 		return
 	}
 	p.atUpstream--
-	now := time.Now()
-	was := p.lim.pauseUntil
-	p.lim.observe(res.load, now)
-	if p.lim.pauseUntil.After(was) && p.lim.pauseUntil.After(now) {
-		p.s.log.Info("the upstream asked to wait: pushes paused", "for", p.lim.pauseUntil.Sub(now).Round(time.Millisecond),
-			"event_id", res.r.EventID)
-	}
+	// A pause the upstream asked for is logged by the backoff, once
+	// (Syncer.judge), not here for every receipt it answered.
+	p.lim.observe(res.load, time.Now())
 }
 
 // finish books a push's recorded outcome.
@@ -294,12 +296,12 @@ func (p *pusher) push(r *shopbridge.Receipt, load sample) {
 
 	headers := make(map[string]string, len(r.Headers))
 	for k, v := range r.Headers {
-		if strings.HasPrefix(strings.ToLower(k), "x-evotor-") {
+		if shopbridge.IsEvotorHeader(k) {
 			headers[k] = v
 		}
 	}
-	req := request{kind: KindReceipt, method: http.MethodPost, path: "/api/v2/receipts", body: r.Body,
-		headers: headers, device: r.DeviceID, receipt: r.EventID, maxBody: journalBodyMax}
+	req := request{kind: shopbridge.KindUpstreamReceipt, method: http.MethodPost, path: "/api/v2/receipts", body: r.Body,
+		headers: headers, device: r.DeviceID, receipt: r.EventID, maxBody: shopbridge.MaxJournalBody}
 	sent := time.Now()
 	resp, d, err := s.client.do(s.pushCtx, req)
 	now := time.Now()
@@ -334,6 +336,8 @@ func (p *pusher) push(r *shopbridge.Receipt, load sample) {
 		res.outcome = outParked
 		note = "parked: " + excerpt(resp)
 	}
+	// The backoff counts from the dispatch, which looked at its wait.
+	s.judge(resp, err, load.sentAt, "POST /api/v2/receipts: "+answerOrError(resp, err))
 	s.client.record(req, resp, d, note)
 	p.done <- pushResult{r: r, load: res.load}
 
@@ -347,12 +351,20 @@ func (p *pusher) push(r *shopbridge.Receipt, load sample) {
 	case outRetry:
 		serr = s.st.MarkFailed(r.EventID, note)
 		s.m.pushes.retry.Add(1)
-		if err != nil {
+		switch {
+		case err != nil:
 			// No answer at all: the upstream may be gone.
 			s.failed(fmt.Errorf("push receipt %s: %w", r.EventID, err), sent)
-		} else {
-			// An answer, if a refusal for now: the upstream is there.
-			s.succeeded(sent)
+		case busyStatus(resp.status):
+			// Busy, not down, as for any call (pull.go's call).
+			s.reachable(sent, fmt.Errorf("push receipt %s: %s", r.EventID, note))
+		default:
+			// A 5xx to a receipt says nothing of the upstream as a
+			// whole either way: the lists may be served (it stays
+			// online) or failing too (they make it offline). Counted
+			// as an answer, it would reset the lists' failures at every
+			// window and an upstream failing everything never went
+			// offline; the upstream-wide backoff has it already.
 		}
 		s.log.Warn("receipt push failed; will retry", "event_id", r.EventID, "bill_id", r.BillID, "err", note)
 	case outParked:
@@ -374,13 +386,19 @@ func (p *pusher) push(r *shopbridge.Receipt, load sample) {
 	}
 }
 
-// parseRetryAfter reads a Retry-After header in seconds or as an HTTP date.
+// retryAfterLongest bounds the seconds parseRetryAfter reads (a day), so
+// a huge number cannot overflow a Duration; callers cap far lower.
+const retryAfterLongest = 86400
+
+// parseRetryAfter reads a Retry-After header in seconds or as an HTTP date
+// (any of the three forms of RFC 9110 §5.6.7); 0 for none, a date in the
+// past, or anything else.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
 	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
+		return time.Duration(min(n, retryAfterLongest)) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return max(t.Sub(now), 0)

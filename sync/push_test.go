@@ -2,6 +2,7 @@ package sync
 
 import (
 	"fmt"
+	"github.com/shopbridge/shopbridge/internal/crmsimtest"
 	"slices"
 	gosync "sync"
 	"testing"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/crmsim"
+	"github.com/shopbridge/shopbridge/internal/journaltest"
+	"github.com/shopbridge/shopbridge/internal/poll"
 	"github.com/shopbridge/shopbridge/internal/storetest"
 	"github.com/shopbridge/shopbridge/storage"
 )
@@ -113,11 +116,11 @@ func watchWindow(t *testing.T, s *Syncer) func() int {
 // once. The simulated latency is long enough (200 ms) that a busy machine's
 // scheduling delays do not read as latency growth.
 func TestPushWindowGrowsToItsCap(t *testing.T) {
-	sim := crmsim.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Latency: 200 * time.Millisecond, Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Latency: 200 * time.Millisecond, Logger: quietLogger()})
 	st := storetest.MustOpen(t)
 	want := pairs(0, 480)
 	acceptAll(t, st, want)
-	cfg := testConfig(sim, &memJournal{})
+	cfg := testConfig(sim, &journaltest.Journal{})
 	cfg.InFlight = 32
 	cfg.Timeout = 5 * time.Second
 	s := MustOpenSyncer(t, cfg, st)
@@ -142,12 +145,12 @@ func TestPushWindowGrowsToItsCap(t *testing.T) {
 // few refusals, none parked, every receipt delivered once in bill order.
 func TestPushWindowFollowsConcurrencyLimit(t *testing.T) {
 	const limit = 4
-	sim := crmsim.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Latency: 20 * time.Millisecond, MaxConcurrent: limit,
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Latency: 20 * time.Millisecond, MaxConcurrent: limit,
 		Logger: quietLogger()})
 	st := storetest.MustOpen(t)
 	want := pairs(0, 800)
 	acceptAll(t, st, want)
-	cfg := testConfig(sim, &memJournal{})
+	cfg := testConfig(sim, &journaltest.Journal{})
 	cfg.Interval = time.Hour // no pulls to take the upstream's slots
 	cfg.Timeout = 5 * time.Second
 	s := MustOpenSyncer(t, cfg, st)
@@ -174,7 +177,7 @@ func TestPushWindowFollowsConcurrencyLimit(t *testing.T) {
 	if w := s.Status().PushWindow; w > limit+1 {
 		t.Errorf("window %d after the drain, want about %d", w, limit)
 	}
-	eventually(t, "the outbox to empty", func() bool { return st.OutboxLen() == 0 })
+	poll.Eventually(t, "the outbox to empty", func() bool { return st.OutboxLen() == 0 })
 	if p, _ := st.Parked(); len(p) != 0 {
 		t.Errorf("%d receipts parked on 429s", len(p))
 	}
@@ -189,12 +192,12 @@ func TestPushWindowShrinksOn503AndTimeouts(t *testing.T) {
 		{Mode: crmsim.FaultHang, Kind: crmsim.KindReceipts},
 	} {
 		t.Run(f.Mode, func(t *testing.T) {
-			sim := crmsim.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Latency: 5 * time.Millisecond, Logger: quietLogger()})
+			sim := crmsimtest.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Latency: 5 * time.Millisecond, Logger: quietLogger()})
 			st := storetest.MustOpen(t)
-			cfg := testConfig(sim, &memJournal{})
+			cfg := testConfig(sim, &journaltest.Journal{})
 			cfg.Timeout = 300 * time.Millisecond
 			s := MustOpenSyncer(t, cfg, st)
-			eventually(t, "online", s.Online)
+			poll.Eventually(t, "online", s.Online)
 			if s.Status().PushWindow != windowInitial {
 				t.Fatalf("window %d at start, want %d", s.Status().PushWindow, windowInitial)
 			}
@@ -203,11 +206,11 @@ func TestPushWindowShrinksOn503AndTimeouts(t *testing.T) {
 			}
 			want := pairs(0, 100)
 			acceptAll(t, st, want)
-			eventually(t, "the window at its floor", func() bool { return s.Status().PushWindow == 1 })
+			poll.Eventually(t, "the window at its floor", func() bool { return s.Status().PushWindow == 1 })
 			if err := sim.SetFault(crmsim.Fault{}); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "the outbox to drain", func() bool { return st.OutboxLen() == 0 })
+			poll.Eventually(t, "the outbox to drain", func() bool { return st.OutboxLen() == 0 })
 			got := deliveredOnceLenient(sim.Receipts())
 			for _, w := range want {
 				if _, ok := got[w.EventID]; !ok {
@@ -225,16 +228,16 @@ func TestPushWindowShrinksOn503AndTimeouts(t *testing.T) {
 // push, not only that receipt's bill: nothing reaches the upstream until
 // the 4 s have passed.
 func TestPushHonoursRetryAfter(t *testing.T) {
-	sim := crmsim.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Logger: quietLogger()})
 	st := storetest.MustOpen(t)
-	s := MustOpenSyncer(t, testConfig(sim, &memJournal{}), st)
-	eventually(t, "online", s.Online)
+	s := MustOpenSyncer(t, testConfig(sim, &journaltest.Journal{}), st)
+	poll.Eventually(t, "online", s.Online)
 	if err := sim.SetFault(crmsim.Fault{Mode: crmsim.Fault429, Kind: crmsim.KindReceipts, RetryAfter: 4 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	want := pairs(0, 40)
 	acceptAll(t, st, want)
-	eventually(t, "the push paused with nothing in flight", func() bool {
+	poll.Eventually(t, "the push paused with nothing in flight", func() bool {
 		ss := s.Status()
 		return ss.PushWindow == 0 && ss.InFlight == 0
 	})
@@ -270,27 +273,27 @@ func TestPushHonoursRetryAfter(t *testing.T) {
 // the window grows to the cap again and the backlog drains, nothing lost,
 // in bill order. (200 ms of latency, as in TestPushWindowGrowsToItsCap.)
 func TestPushWindowRecoversAfterOutage(t *testing.T) {
-	sim := crmsim.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Latency: 200 * time.Millisecond, Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Data: &crmsim.Data{}, Latency: 200 * time.Millisecond, Logger: quietLogger()})
 	st := storetest.MustOpen(t)
-	cfg := testConfig(sim, &memJournal{})
+	cfg := testConfig(sim, &journaltest.Journal{})
 	cfg.InFlight = 16
 	cfg.Timeout = 5 * time.Second
 	s := MustOpenSyncer(t, cfg, st)
-	eventually(t, "online", s.Online)
+	poll.Eventually(t, "online", s.Online)
 	before := pairs(0, 240)
 	acceptAll(t, st, before)
-	eventually(t, "pushing at the cap", func() bool { return s.Status().PushWindow == 16 })
+	poll.Eventually(t, "pushing at the cap", func() bool { return s.Status().PushWindow == 16 })
 	if err := sim.SetFault(crmsim.Fault{Mode: crmsim.FaultRefuse}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "offline", func() bool { return !s.Online() })
+	poll.Eventually(t, "offline", func() bool { return !s.Online() })
 	after := pairs(240, 320)
 	acceptAll(t, st, after)
 	back := time.Now()
 	if err := sim.SetFault(crmsim.Fault{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the outbox to drain", func() bool { return st.OutboxLen() == 0 })
+	poll.Eventually(t, "the outbox to drain", func() bool { return st.OutboxLen() == 0 })
 	rs := sim.Receipts()
 	var since []crmsim.Receipt
 	for _, r := range rs {

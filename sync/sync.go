@@ -35,7 +35,9 @@ type Config struct {
 	ReadThroughTimeout time.Duration
 	// MaxBody caps an upstream answer; default 8 MiB.
 	MaxBody int64
-	// FetchWorkers is how many bills are fetched together; default 8.
+	// FetchWorkers caps how many bills are fetched at once (the fetch
+	// window, which adapts as the push window does, from 8); default
+	// InFlight.
 	FetchWorkers int
 	// OutageSummaryEvery is how often an outage is summed up in the log
 	// (probes are not logged one by one); default 5 min.
@@ -46,21 +48,6 @@ type Config struct {
 	InFlightMin int
 }
 
-// Status is the syncer's state for admin/api/status.
-type Status struct {
-	Upstream      string    `json:"upstream"` // online, offline
-	UpstreamURL   string    `json:"upstream_url"`
-	UpstreamSince time.Time `json:"upstream_since"`
-	LastPullAt    time.Time `json:"last_pull_at,omitzero"`
-	LastPushAt    time.Time `json:"last_push_at,omitzero"`
-	LastHelloAt   time.Time `json:"last_hello_at,omitzero"`
-	LastError     string    `json:"last_error,omitempty"` // while the upstream fails; gone once it answers again
-	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
-	InFlight      int       `json:"in_flight"`
-	PushWindow    int       `json:"push_window"` // receipts that may be in flight now (limit.go); 0 while the upstream asked to wait
-	Pending       int       `json:"pending"`     // receipts loaded for pushing, not yet in flight
-}
-
 // Syncer pulls bills from and pushes receipts to the upstream.
 type Syncer struct {
 	cfg    Config
@@ -68,11 +55,13 @@ type Syncer struct {
 	log    *slog.Logger
 	client *client
 	cerr   error // a bad URL, reported by Open
+	clock  *clockMeter
 
 	mu          gosync.Mutex
 	online      bool
 	since       time.Time
-	fails       int // consecutive failures
+	fails       int       // consecutive failures
+	failSent    time.Time // when the newest of them was sent
 	lastPull    time.Time
 	lastPush    time.Time
 	lastHello   time.Time
@@ -83,6 +72,10 @@ type Syncer struct {
 	outageFails int           // failures while offline, for the outage summary
 	outageLog   time.Time     // when the outage was last logged
 	system      string        // the system of the last hello, for the log
+	busyLog     time.Time     // when a wait of the backoff was last logged
+
+	// backoff is the upstream-wide wait every call consults (backoff.go).
+	backoff *upstreamBackoff
 
 	inFlight atomic.Int64
 	window   atomic.Int64 // the push window (limit.go)
@@ -116,7 +109,7 @@ func New(cfg Config, st *storage.Store) *Syncer {
 		cfg.MaxBody = DefaultMaxBody
 	}
 	if cfg.FetchWorkers <= 0 {
-		cfg.FetchWorkers = DefaultFetchWorkers
+		cfg.FetchWorkers = cfg.InFlight
 	}
 	if cfg.OutageSummaryEvery <= 0 {
 		cfg.OutageSummaryEvery = DefaultOutageSummaryEvery
@@ -131,8 +124,13 @@ func New(cfg Config, st *storage.Store) *Syncer {
 		since:       time.Now(),
 		stateChange: make(chan struct{}),
 		pullNow:     make(chan struct{}, 1),
+		backoff:     newUpstreamBackoff(upstreamBackoffBase, upstreamBackoffMax),
 	}
 	s.client, s.cerr = newClient(cfg.URL, cfg.Token, cfg.Timeout, cfg.MaxBody, cfg.InFlight+cfg.FetchWorkers, cfg.Journal)
+	s.clock = newClockMeter(s.log)
+	if s.client != nil {
+		s.client.clock = s.clock
+	}
 	return s
 }
 
@@ -185,10 +183,14 @@ func (s *Syncer) Online() bool {
 }
 
 // Status returns the syncer's state.
-func (s *Syncer) Status() Status {
+func (s *Syncer) Status() shopbridge.SyncStatus {
+	busyUntil, busyReason, waves := s.backoff.state(time.Now())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{
+	st := shopbridge.SyncStatus{
+		BusyUntil:     busyUntil,
+		BusyReason:    busyReason,
+		BackoffWaves:  waves,
 		Upstream:      shopbridge.UpstreamOffline,
 		UpstreamSince: s.since,
 		LastPullAt:    s.lastPull,
@@ -199,6 +201,7 @@ func (s *Syncer) Status() Status {
 		InFlight:      int(s.inFlight.Load()),
 		PushWindow:    int(s.window.Load()),
 		Pending:       int(s.pending.Load()),
+		Clock:         s.clock.status(),
 	}
 	if s.client != nil {
 		st.UpstreamURL = s.client.redacted()
@@ -222,14 +225,29 @@ const DefaultOutageSummaryEvery = 5 * time.Minute
 // upstream since: a bill fetch already on its way when the outage began may
 // still come back, and must not bring the upstream online for a moment
 // (and log a second outage) while every probe fails.
-func (s *Syncer) succeeded(sent time.Time) {
+func (s *Syncer) succeeded(sent time.Time) { s.reachable(sent, nil) }
+
+// reachable records an answer: the upstream is there. With busy set (a
+// 429 or 503, which the backoff answers) that answer is kept as the last
+// error; it never counts towards offline.
+func (s *Syncer) reachable(sent time.Time, busy error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.online && sent.Before(s.since) {
 		return
 	}
+	if s.fails > 0 && sent.Before(s.failSent) {
+		// Sent before a call that has failed since (a bill fetch on its
+		// way when the outage began): older news than that failure, it
+		// does not end the streak, or the log would get a line per
+		// failure that such answers interleave.
+		return
+	}
 	s.fails = 0
 	s.lastErr, s.lastErrAt = "", time.Time{}
+	if busy != nil {
+		s.lastErr, s.lastErrAt = busy.Error(), time.Now()
+	}
 	if !s.online {
 		s.setStateLocked(true, "")
 	}
@@ -248,6 +266,9 @@ func (s *Syncer) failed(err error, sent time.Time) (logIt bool) {
 		return false // a call of the outage that ended, answered late
 	}
 	s.fails++
+	if sent.After(s.failSent) {
+		s.failSent = sent
+	}
 	s.lastErr, s.lastErrAt = err.Error(), now
 	if !s.online {
 		s.outageFails++
@@ -266,6 +287,28 @@ func (s *Syncer) failed(err error, sent time.Time) (logIt bool) {
 			"probes_failed", s.outageFails, "err", err)
 	}
 	return false
+}
+
+// judge reports one exchange to the upstream-wide backoff and logs when a
+// wait begins: once, and again only after OutageSummaryEvery, so an
+// upstream busy on and off does not fill the log.
+func (s *Syncer) judge(resp *response, err error, sent time.Time, what string) {
+	now := time.Now()
+	v, ra := classify(resp, err, now)
+	if !s.backoff.observe(v, ra, sent, now, what) {
+		return
+	}
+	s.mu.Lock()
+	logIt := s.busyLog.IsZero() || now.Sub(s.busyLog) >= s.cfg.OutageSummaryEvery
+	if logIt {
+		s.busyLog = now
+	}
+	s.mu.Unlock()
+	if logIt {
+		until, _, waves := s.backoff.state(now)
+		s.log.Warn("upstream busy: every call waits", "upstream", s.client.redacted(), "until", until.Format(time.RFC3339),
+			"for", until.Sub(now).Round(time.Millisecond), "waves_failed", waves, "answer", what)
+	}
 }
 
 // setStateLocked switches the state, journals and logs it and wakes
@@ -304,7 +347,7 @@ func (s *Syncer) setStateLocked(online bool, reason string) {
 		s.log.Warn("upstream offline", "upstream", s.client.redacted(), "online_for", was, "err", reason)
 	}
 	if s.cfg.Journal != nil {
-		s.cfg.Journal.Record(shopbridge.JournalEntry{Time: now, Client: "upstream", Kind: KindState,
+		s.cfg.Journal.Record(shopbridge.JournalEntry{Time: now, Client: "upstream", Kind: shopbridge.KindUpstreamState,
 			Source: "upstream", Note: note})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/shopbridge/shopbridge/internal/crmsimtest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/crmsim"
+	"github.com/shopbridge/shopbridge/internal/journaltest"
+	"github.com/shopbridge/shopbridge/internal/poll"
 	"github.com/shopbridge/shopbridge/storage"
 )
 
@@ -50,12 +53,12 @@ func mirrored(t *testing.T, sim *crmsim.Server, st *storage.Store) bool {
 }
 
 func TestPullMirrorsUpstream(t *testing.T) {
-	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Logger: quietLogger()})
 	st := storetest.MustOpen(t)
-	j := &memJournal{}
+	j := &journaltest.Journal{}
 	s := MustOpenSyncer(t, testConfig(sim, j), st)
 
-	eventually(t, "the store to mirror the upstream", func() bool { return mirrored(t, sim, st) })
+	poll.Eventually(t, "the store to mirror the upstream", func() bool { return mirrored(t, sim, st) })
 	if got := st.System(); got != crmsim.DefaultSystem {
 		t.Errorf("system = %q, want %q", got, crmsim.DefaultSystem)
 	}
@@ -66,8 +69,8 @@ func TestPullMirrorsUpstream(t *testing.T) {
 	if status.Upstream != shopbridge.UpstreamOnline || status.LastPullAt.IsZero() {
 		t.Errorf("status = %+v, want online with a last pull", status)
 	}
-	for _, kind := range []string{KindHello, KindList, KindBill, KindState} {
-		if !j.has(kind, "") {
+	for _, kind := range []string{shopbridge.KindUpstreamHello, shopbridge.KindUpstreamList, shopbridge.KindUpstreamBill, shopbridge.KindUpstreamState} {
+		if !j.Has(kind, "") {
 			t.Errorf("no %s in the journal", kind)
 		}
 	}
@@ -78,17 +81,17 @@ func TestPullMirrorsUpstream(t *testing.T) {
 	}
 	// Hello is asked at most every 10 minutes, not every pull.
 	pulls := s.m.pulls.ok.Load()
-	eventually(t, "three more pulls", func() bool { return s.m.pulls.ok.Load() >= pulls+3 })
+	poll.Eventually(t, "three more pulls", func() bool { return s.m.pulls.ok.Load() >= pulls+3 })
 	if n := sim.Counters()[crmsim.KindHello]; n != 1 {
 		t.Errorf("hello asked %d times, want 1", n)
 	}
 }
 
 func TestPullFollowsUpstreamChanges(t *testing.T) {
-	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Logger: quietLogger()})
 	st := storetest.MustOpen(t)
-	MustOpenSyncer(t, testConfig(sim, &memJournal{}), st)
-	eventually(t, "the first mirror", func() bool { return mirrored(t, sim, st) })
+	MustOpenSyncer(t, testConfig(sim, &journaltest.Journal{}), st)
+	poll.Eventually(t, "the first mirror", func() bool { return mirrored(t, sim, st) })
 
 	// A price change (and so summ) is pulled; a dropped bill leaves the
 	// no-parameter list; a new one joins it.
@@ -108,7 +111,7 @@ func TestPullFollowsUpstreamChanges(t *testing.T) {
 	if err := sim.PutBill(fresh); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the changes to arrive", func() bool { return mirrored(t, sim, st) })
+	poll.Eventually(t, "the changes to arrive", func() bool { return mirrored(t, sim, st) })
 	b, err := st.Bill("206929")
 	if err != nil || !bytes.Contains(b.Body, []byte(`"price": 9100`)) {
 		t.Errorf("bill 206929 not updated: %v", err)
@@ -133,9 +136,9 @@ func mustList(t *testing.T, st *storage.Store, q storage.ListQuery) []shopbridge
 }
 
 func TestPushDeliversExactlyOnceInOrder(t *testing.T) {
-	sim := crmsim.MustOpen(t, crmsim.Config{Token: "s3cret-token", Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Token: "s3cret-token", Logger: quietLogger()})
 	st := storetest.MustOpen(t)
-	j := &memJournal{}
+	j := &journaltest.Journal{}
 	cfg := testConfig(sim, j)
 	cfg.Token = "s3cret-token"
 	MustOpenSyncer(t, cfg, st)
@@ -167,8 +170,8 @@ func TestPushDeliversExactlyOnceInOrder(t *testing.T) {
 			t.Errorf("receipt %s arrived without the bearer token", r.EventID)
 		}
 	}
-	eventually(t, "the outbox to empty", func() bool { return st.OutboxLen() == 0 })
-	for _, e := range j.all() {
+	poll.Eventually(t, "the outbox to empty", func() bool { return st.OutboxLen() == 0 })
+	for _, e := range j.Entries() {
 		if strings.Contains(fmt.Sprintf("%+v %s %s", e, e.ReqBody, e.RespBody), "s3cret") {
 			t.Errorf("the token reached the journal: %+v", e)
 		}
@@ -207,12 +210,12 @@ func checkDelivered(t *testing.T, rs []crmsim.Receipt, want []*shopbridge.Receip
 }
 
 func TestUpstreamDownFromStart(t *testing.T) {
-	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Logger: quietLogger()})
 	if err := sim.SetFault(crmsim.Fault{Mode: crmsim.FaultRefuse}); err != nil {
 		t.Fatal(err)
 	}
 	st := storetest.MustOpen(t)
-	j := &memJournal{}
+	j := &journaltest.Journal{}
 	s := MustOpenSyncer(t, testConfig(sim, j), st)
 
 	var want []*shopbridge.Receipt
@@ -221,7 +224,7 @@ func TestUpstreamDownFromStart(t *testing.T) {
 		want = append(want, r)
 		accept(t, st, r)
 	}
-	eventually(t, "a few probes", func() bool { return s.Status().LastError != "" })
+	poll.Eventually(t, "a few probes", func() bool { return s.Status().LastError != "" })
 	if s.Online() {
 		t.Fatal("online with the upstream refusing connections")
 	}
@@ -247,18 +250,18 @@ func TestUpstreamDownFromStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkDelivered(t, rs, want)
-	eventually(t, "the bills to be mirrored", func() bool { return mirrored(t, sim, st) })
+	poll.Eventually(t, "the bills to be mirrored", func() bool { return mirrored(t, sim, st) })
 	// Never online before: first contact, not a recovery.
-	if !j.has(KindState, "online: first contact") || !j.has(KindState, "unreachable") || j.has(KindState, "offline -> online") {
-		t.Errorf("first contact after a down start is not journaled as such: %+v", j.all())
+	if !j.Has(shopbridge.KindUpstreamState, "online: first contact") || !j.Has(shopbridge.KindUpstreamState, "unreachable") || j.Has(shopbridge.KindUpstreamState, "offline -> online") {
+		t.Errorf("first contact after a down start is not journaled as such: %+v", j.Entries())
 	}
 }
 
 func TestParkedReceiptRetry(t *testing.T) {
-	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Logger: quietLogger()})
 	st := storetest.MustOpen(t)
-	s := MustOpenSyncer(t, testConfig(sim, &memJournal{}), st)
-	eventually(t, "online", s.Online)
+	s := MustOpenSyncer(t, testConfig(sim, &journaltest.Journal{}), st)
+	poll.Eventually(t, "online", s.Online)
 
 	if err := sim.SetFault(crmsim.Fault{Mode: crmsim.Fault400, Kind: crmsim.KindReceipts}); err != nil {
 		t.Fatal(err)
@@ -266,7 +269,7 @@ func TestParkedReceiptRetry(t *testing.T) {
 	first, second := receipt(1, "dev-1", "42", "SELL"), receipt(2, "dev-1", "42", "PAYBACK")
 	accept(t, st, first)
 	accept(t, st, second)
-	eventually(t, "both receipts parked", func() bool {
+	poll.Eventually(t, "both receipts parked", func() bool {
 		p, _ := st.Parked()
 		return len(p) == 2
 	})
@@ -294,10 +297,10 @@ func TestParkedReceiptRetry(t *testing.T) {
 }
 
 func TestRetryKeepsPlace(t *testing.T) {
-	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Logger: quietLogger()})
 	st := storetest.MustOpen(t)
-	s := MustOpenSyncer(t, testConfig(sim, &memJournal{}), st)
-	eventually(t, "online", s.Online)
+	s := MustOpenSyncer(t, testConfig(sim, &journaltest.Journal{}), st)
+	poll.Eventually(t, "online", s.Online)
 
 	// Receipts fail with 500 (then 429) for a while: each keeps its place
 	// and the upstream, which answers the rest, stays online.
@@ -310,11 +313,11 @@ func TestRetryKeepsPlace(t *testing.T) {
 		want = append(want, r)
 		accept(t, st, r)
 	}
-	eventually(t, "retries", func() bool { return s.m.pushes.retry.Load() >= 6 })
+	poll.Eventually(t, "retries", func() bool { return s.m.pushes.retry.Load() >= 6 })
 	if err := sim.SetFault(crmsim.Fault{Mode: crmsim.Fault429, Kind: crmsim.KindReceipts}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "more retries", func() bool { return s.m.pushes.retry.Load() >= 9 })
+	poll.Eventually(t, "more retries", func() bool { return s.m.pushes.retry.Load() >= 9 })
 	if !s.Online() {
 		t.Error("receipt-only 5xx/429 made the upstream offline")
 	}
@@ -326,19 +329,19 @@ func TestRetryKeepsPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkDelivered(t, rs, want)
-	eventually(t, "the outbox to empty", func() bool { return st.OutboxLen() == 0 })
+	poll.Eventually(t, "the outbox to empty", func() bool { return st.OutboxLen() == 0 })
 	if p, _ := st.Parked(); len(p) != 0 {
 		t.Errorf("%d receipts parked on retryable answers", len(p))
 	}
 }
 
 func TestReadThrough(t *testing.T) {
-	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Logger: quietLogger()})
 	st := storetest.MustOpen(t)
-	cfg := testConfig(sim, &memJournal{})
+	cfg := testConfig(sim, &journaltest.Journal{})
 	cfg.Interval = time.Hour // only the first pull: misses must come from read-through
 	s := MustOpenSyncer(t, cfg, st)
-	eventually(t, "the first mirror", func() bool { return mirrored(t, sim, st) })
+	poll.Eventually(t, "the first mirror", func() bool { return mirrored(t, sim, st) })
 
 	bill := []byte(`{"id": 555001, "date": "2026-03-23 11:00:00", "summ": 1, "number": "RT-1", "customer": {"name": "A"}, "products": []}`)
 	other := []byte(`{"id": 555002, "date": "2026-03-23 11:05:00", "summ": 2, "number": "RT-2", "customer": {"name": "B"}, "products": []}`)
@@ -406,7 +409,7 @@ func TestFaults(t *testing.T) {
 		{crmsim.FaultHang, true},
 		{crmsim.FaultSlow, true}, // 1 s more than the 500 ms timeout
 		{crmsim.Fault500, true},
-		{crmsim.Fault429, true},
+		{crmsim.Fault429, false}, // busy, not offline: the backoff holds the calls (backoff.go)
 		{crmsim.Fault400, true},
 		{crmsim.FaultCut, true},
 		{crmsim.FaultMalformed, true},
@@ -414,11 +417,11 @@ func TestFaults(t *testing.T) {
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			t.Parallel()
-			sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
+			sim := crmsimtest.MustOpen(t, crmsim.Config{Logger: quietLogger()})
 			st := storetest.MustOpen(t)
-			j := &memJournal{}
+			j := &journaltest.Journal{}
 			s := MustOpenSyncer(t, testConfig(sim, j), st)
-			eventually(t, "the first mirror", func() bool { return mirrored(t, sim, st) })
+			poll.Eventually(t, "the first mirror", func() bool { return mirrored(t, sim, st) })
 			before := mustList(t, st, storage.ListQuery{})
 
 			if err := sim.SetFault(crmsim.Fault{Mode: tc.mode}); err != nil {
@@ -427,13 +430,13 @@ func TestFaults(t *testing.T) {
 			r := receipt(1, "dev-1", "206929", "SELL")
 			accept(t, st, r)
 			if tc.offline {
-				eventually(t, "offline", func() bool { return !s.Online() })
+				poll.Eventually(t, "offline", func() bool { return !s.Online() })
 				start := time.Now()
 				_, err := s.BillByID(context.Background(), "123456")
 				if d := time.Since(start); shopbridge.ErrorKind(err) != shopbridge.ENOTFOUND || d > 50*time.Millisecond {
 					t.Errorf("offline read-through: %v after %v, want ENOTFOUND at once", err, d)
 				}
-				if !j.has(KindState, "online -> offline") {
+				if !j.Has(shopbridge.KindUpstreamState, "online -> offline") {
 					t.Error("going offline is not journaled")
 				}
 			}
@@ -444,20 +447,21 @@ func TestFaults(t *testing.T) {
 			if b, err := st.Bill("350255"); err != nil || len(b.Body) == 0 {
 				t.Errorf("bill 350255 lost: %v", err)
 			}
-			faulted := false
-			for _, e := range j.all() {
-				if strings.HasPrefix(e.Kind, "UPSTREAM_") && e.Kind != KindState && e.Note != "" {
-					faulted = true
+			// A 429 takes the upstream nowhere (busy, not offline), so nothing
+			// above waited for the syncer to meet the fault: wait for its entry.
+			poll.Eventually(t, "a failed exchange journaled", func() bool {
+				for _, e := range j.Entries() {
+					if strings.HasPrefix(e.Kind, "UPSTREAM_") && e.Kind != shopbridge.KindUpstreamState && e.Note != "" {
+						return true
+					}
 				}
-			}
-			if !faulted {
-				t.Error("no failed exchange journaled")
-			}
+				return false
+			})
 
 			if err := sim.SetFault(crmsim.Fault{}); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "back online", s.Online)
+			poll.Eventually(t, "back online", s.Online)
 			// A 400 parks what was in flight: the operator retries it.
 			if parked, _ := st.Parked(); len(parked) > 0 {
 				if tc.mode != crmsim.Fault400 {
@@ -467,7 +471,7 @@ func TestFaults(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			eventually(t, "the outbox to empty", func() bool { return st.OutboxLen() == 0 })
+			poll.Eventually(t, "the outbox to empty", func() bool { return st.OutboxLen() == 0 })
 			// A 200 is a delivery, even with a garbled body (malformed).
 			ok := 0
 			for _, got := range sim.Receipts() {
@@ -480,24 +484,24 @@ func TestFaults(t *testing.T) {
 				for _, got := range sim.Receipts() {
 					t.Logf("arrival %d %v status %d fault %q delivered %v", got.Seq, got.Time.Format("15:04:05.000"), got.Status, got.Fault, got.Delivered)
 				}
-				for _, e := range j.all() {
-					if e.Kind == KindReceipt || e.Kind == KindState {
+				for _, e := range j.Entries() {
+					if e.Kind == shopbridge.KindUpstreamReceipt || e.Kind == shopbridge.KindUpstreamState {
 						t.Logf("journal %s %s %d %q", e.Time.Format("15:04:05.000"), e.Kind, e.Status, e.Note)
 					}
 				}
 			}
 			pulls := s.m.pulls.ok.Load()
-			eventually(t, "a good pull", func() bool { return s.m.pulls.ok.Load() > pulls })
+			poll.Eventually(t, "a good pull", func() bool { return s.m.pulls.ok.Load() > pulls })
 		})
 	}
 }
 
 func TestBadUpstreamAnswersAreSkipped(t *testing.T) {
-	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Logger: quietLogger()})
 	st := storetest.MustOpen(t)
-	j := &memJournal{}
+	j := &journaltest.Journal{}
 	s := MustOpenSyncer(t, testConfig(sim, j), st)
-	eventually(t, "the first mirror", func() bool { return mirrored(t, sim, st) })
+	poll.Eventually(t, "the first mirror", func() bool { return mirrored(t, sim, st) })
 	good, err := st.Bill("350255")
 	if err != nil {
 		t.Fatal(err)
@@ -515,26 +519,26 @@ func TestBadUpstreamAnswersAreSkipped(t *testing.T) {
 	if b, err := st.Bill("350255"); err != nil || !bytes.Equal(b.Body, good.Body) {
 		t.Errorf("a bad answer replaced a good bill: %v", err)
 	}
-	if !j.has(KindBill, "malformed") {
+	if !j.Has(shopbridge.KindUpstreamBill, "malformed") {
 		t.Error("the bad bill is not journaled")
 	}
 }
 
 func TestCloseAbandonsHungPushes(t *testing.T) {
-	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Logger: quietLogger()})
 	st := storetest.MustOpen(t)
-	cfg := testConfig(sim, &memJournal{})
+	cfg := testConfig(sim, &journaltest.Journal{})
 	cfg.Timeout = time.Minute
 	s := New(cfg, st)
 	if err := s.Open(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "online", s.Online)
+	poll.Eventually(t, "online", s.Online)
 	if err := sim.SetFault(crmsim.Fault{Mode: crmsim.FaultHang, Kind: crmsim.KindReceipts}); err != nil {
 		t.Fatal(err)
 	}
 	accept(t, st, receipt(1, "dev-1", "", "SELL"))
-	eventually(t, "a push in flight", func() bool { return s.Status().InFlight == 1 })
+	poll.Eventually(t, "a push in flight", func() bool { return s.Status().InFlight == 1 })
 	done := make(chan error)
 	go func() { done <- s.Close() }()
 	select {
@@ -554,13 +558,13 @@ func TestCloseAbandonsHungPushes(t *testing.T) {
 }
 
 func TestMetricsAndStatus(t *testing.T) {
-	sim := crmsim.MustOpen(t, crmsim.Config{Logger: quietLogger()})
+	sim := crmsimtest.MustOpen(t, crmsim.Config{Logger: quietLogger()})
 	st := storetest.MustOpen(t)
-	s := MustOpenSyncer(t, testConfig(sim, &memJournal{}), st)
+	s := MustOpenSyncer(t, testConfig(sim, &journaltest.Journal{}), st)
 	accept(t, st, receipt(1, "dev-1", "", "SELL"))
-	eventually(t, "a delivery", func() bool { return s.m.pushes.delivered.Load() == 1 })
+	poll.Eventually(t, "a delivery", func() bool { return s.m.pushes.delivered.Load() == 1 })
 	// The push may beat the first pull on a busy machine.
-	eventually(t, "a pull", func() bool { return !s.Status().LastPullAt.IsZero() })
+	poll.Eventually(t, "a pull", func() bool { return !s.Status().LastPullAt.IsZero() })
 	var buf bytes.Buffer
 	s.WriteMetrics(&buf)
 	for _, want := range []string{"shopbridge_upstream_up 1", `shopbridge_upstream_pushes_total{result="delivered"} 1`,
@@ -674,7 +678,7 @@ func FuzzParseList(f *testing.F) {
 			return
 		}
 		for _, s := range sums {
-			if !storage.ValidID(s.ID) {
+			if !shopbridge.ValidID(s.ID) {
 				t.Errorf("parseList let through id %q", s.ID)
 			}
 		}
@@ -690,7 +694,7 @@ func FuzzCheckBill(f *testing.F) {
 	f.Add("206929", []byte(`{"id": 206929, "date": "2026-03-22 21:43:55", "summ": 15077}`))
 	f.Fuzz(func(t *testing.T, id string, b []byte) {
 		if checkBill(id, b) == nil {
-			if sum, err := storage.ParseBill(b); err != nil || sum.ID != id {
+			if sum, err := shopbridge.ParseBill(b); err != nil || sum.ID != id {
 				t.Errorf("checkBill accepted %q for id %q", b, id)
 			}
 		}

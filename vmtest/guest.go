@@ -25,7 +25,7 @@ var guestModules = []string{"virtio_pci", "virtio_net", "crc32c_generic", "ext4"
 // initScript is PID 1 of the guest. Everything before "vmtest: ready"
 // happens before the kernel has seen the disk (virtio_blk is not loaded),
 // so a snapshot taken there resumes like a fresh boot as far as the disk
-// is concerned. The test then sends one line on ttyS1: the time, a seed
+// is concerned. The test then sends one line on ttyS1: "go", the time, a seed
 // for the kernel's random pool (a resumed snapshot would otherwise repeat
 // it) and the upstream URL or "-".
 const initScript = `#!/bin/busybox sh
@@ -40,9 +40,18 @@ ip link set lo up
 ip addr add 10.0.2.15/24 dev eth0
 ip link set eth0 up
 ip route add default via 10.0.2.2
-stty -F /dev/ttyS1 raw -echo
+# ttyS1 stays open from here on: a serial port's last close shuts it down
+# and the next open clears its FIFO, losing what the test had sent in
+# between (a clock line that lost its first digits set the guest to 1970).
+exec 3< /dev/ttyS1
+stty raw -echo <&3
 echo "vmtest: ready"
-read -r now seed upstream < /dev/ttyS1
+read -r tag now seed upstream <&3
+if [ "$tag" != go ]; then
+	echo "vmtest: bad control line: $tag $now $seed $upstream"
+	poweroff -f
+fi
+exec 3<&-
 date -u -s "@$now" > /dev/null
 echo "$seed" > /dev/urandom
 echo "vmtest: go"

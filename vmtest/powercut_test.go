@@ -81,7 +81,7 @@ type register struct {
 func demoBills(t testing.TB) []string {
 	var ids []string
 	for _, raw := range crmsim.DefaultData().Bills {
-		s, err := storage.ParseBill(raw)
+		s, err := shopbridge.ParseBill(raw)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,7 +221,8 @@ func (r *register) retryPending(t *testing.T, base string, l *ledger) {
 type guest struct {
 	vm                *VM
 	start             time.Time
-	base              string
+	base              string // the terminal API and /healthz, over HTTP
+	admin             string // the operator endpoints, over HTTPS
 	console           string
 	coldReady, toHTTP time.Duration
 }
@@ -253,6 +254,37 @@ type powerCut struct {
 	snapshot string // resume mode: the guest's state at "ready"
 	rng      *rand.Rand
 	httpc    *http.Client
+	// clock is how far the guest's clock is set from the host's at each
+	// boot (clock_test.go): a dead CMOS battery, a clock set ahead.
+	clock time.Duration
+	// current is the guest running now, killed if the test ends early.
+	current *guest
+}
+
+// newPowerCut sets up the machine on disk (an NBD export in dir), its
+// upstream reached at sim through the test binary's relay, and the host's
+// pinning client; the guest running at the end and the disk are closed on
+// cleanup.
+func newPowerCut(t *testing.T, r *rig, dir string, disk *Disk, sim *sim, rng *rand.Rand) *powerCut {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &powerCut{t: t, r: r, dir: dir, disk: disk, rng: rng, httpc: pinningClient(),
+		m: Machine{QEMU: r.qemu, Accel: r.accel, Kernel: r.vmlinux, Initrd: r.initrd,
+			Append: "console=ttyS0 panic=-1 quiet", MemoryMB: 256,
+			Disk:     "nbd+unix:///vda?socket=" + filepath.Join(dir, "nbd.sock"),
+			HostPort: freePort(t), HTTPSPort: freePort(t),
+			GuestFwd: fmt.Sprintf("tcp:%s-cmd:%s %s 127.0.0.1:%d", GuestUpstreamAddr, self, relayArg, sim.apiPort),
+			Dir:      dir}}
+	t.Cleanup(func() {
+		if p.current != nil {
+			p.current.vm.Kill()
+		}
+		disk.Close()
+	})
+	return p
 }
 
 // boot starts the guest on the disk and waits until it serves /healthz.
@@ -261,6 +293,7 @@ func (p *powerCut) boot(n int, upstream string, beforeGo func()) *guest {
 	t := p.t
 	t.Helper()
 	g := &guest{start: time.Now(), base: fmt.Sprintf("http://127.0.0.1:%d", p.m.HostPort),
+		admin:   fmt.Sprintf("https://127.0.0.1:%d", p.m.HTTPSPort),
 		console: filepath.Join(p.dir, fmt.Sprintf("console-%02d.log", n))}
 	if p.r.bootMode == "resume" && p.snapshot == "" {
 		// Boot once up to "ready" (the kernel has not seen the disk),
@@ -306,7 +339,7 @@ func (p *powerCut) boot(n int, upstream string, beforeGo func()) *guest {
 		g.coldReady = time.Since(g.start)
 		resumed = g.coldReady
 	}
-	if err := vm.Send(fmt.Sprintf("%d %d %s", time.Now().Unix(), p.rng.Uint64(), upstream)); err != nil {
+	if err := vm.Send(fmt.Sprintf("go %d %d %s", time.Now().Add(p.clock).Unix(), p.rng.Uint64(), upstream)); err != nil {
 		vm.Kill()
 		t.Fatalf("boot %d: %v", n, err)
 	}
@@ -466,9 +499,9 @@ type statusDoc struct {
 	Parked   int `json:"parked"`
 }
 
-func (p *powerCut) status(base string) (statusDoc, error) {
+func (p *powerCut) status(admin string) (statusDoc, error) {
 	var st statusDoc
-	req, _ := http.NewRequest(http.MethodGet, base+"/admin/api/status", nil)
+	req, _ := http.NewRequest(http.MethodGet, admin+"/admin/api/status", nil)
 	req.Header.Set("Authorization", "Bearer "+AdminToken)
 	resp, err := p.httpc.Do(req)
 	if err != nil {
@@ -536,26 +569,7 @@ func TestPowerCut(t *testing.T) {
 	// A flush takes 5 ms, as on a consumer SSD or faster: long enough
 	// that many cuts find writes in the disk's cache, not yet flushed.
 	disk.FlushDelay = 5 * time.Millisecond
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &powerCut{t: t, r: r, dir: dir, disk: disk,
-		rng:   rand.New(rand.NewPCG(seed, 1)),
-		httpc: &http.Client{Timeout: 10 * time.Second},
-		m: Machine{QEMU: r.qemu, Accel: r.accel, Kernel: r.vmlinux, Initrd: r.initrd,
-			Append: "console=ttyS0 panic=-1 quiet", MemoryMB: 256,
-			Disk:     "nbd+unix:///vda?socket=" + filepath.Join(dir, "nbd.sock"),
-			HostPort: freePort(t),
-			GuestFwd: fmt.Sprintf("tcp:%s-cmd:%s %s 127.0.0.1:%d", GuestUpstreamAddr, self, relayArg, sim.apiPort),
-			Dir:      dir}}
-	var current *guest
-	t.Cleanup(func() {
-		if current != nil {
-			current.vm.Kill()
-		}
-		disk.Close()
-	})
+	p := newPowerCut(t, r, dir, disk, sim, rand.New(rand.NewPCG(seed, 1)))
 
 	bills := demoBills(t)
 	l := &ledger{acked: map[string]sent{}}
@@ -600,7 +614,7 @@ func TestPowerCut(t *testing.T) {
 
 	for cut := 1; cut <= cuts; cut++ {
 		g := p.boot(cut, "-", copyForCheck)
-		current = g
+		p.current = g
 		toHTTP = append(toHTTP, g.toHTTP)
 		if cut == 1 {
 			coldReady = g.coldReady
@@ -647,7 +661,7 @@ func TestPowerCut(t *testing.T) {
 		if kept+lost > 0 {
 			dirtyCuts++
 		}
-		current = nil
+		p.current = nil
 		close(stop)
 		wg.Wait()
 		cutKept += kept
@@ -691,7 +705,7 @@ func TestPowerCut(t *testing.T) {
 	// The drain: the upstream is back; every acknowledged receipt must
 	// reach it exactly once, byte for byte.
 	g := p.boot(cuts+1, "http://"+GuestUpstreamAddr, nil)
-	current = g
+	p.current = g
 	drainStart := time.Now()
 	for _, reg := range regs {
 		reg.client.CloseIdleConnections()
@@ -701,7 +715,7 @@ func TestPowerCut(t *testing.T) {
 	acked := l.snapshot()
 	var st statusDoc
 	for {
-		st, err = p.status(g.base)
+		st, err = p.status(g.admin)
 		if err == nil && st.Outbox == 0 && st.Parked == 0 {
 			break
 		}
@@ -758,7 +772,7 @@ func TestPowerCut(t *testing.T) {
 	if _, _, err := disk.Cut(); err != nil {
 		t.Fatal(err)
 	}
-	current = nil
+	p.current = nil
 	final := filepath.Join(dir, "after-drain.img")
 	if err := copyImage(image, final); err != nil {
 		t.Fatal(err)

@@ -27,8 +27,12 @@ type Machine struct {
 	MemoryMB int
 	Disk     string // the -drive file= value, e.g. nbd+unix:///?socket=PATH
 	HostPort int    // 127.0.0.1:HostPort on the host reaches the guest's :8480
-	GuestFwd string // "" or a guestfwd= value of QEMU's user network
-	Dir      string // where sockets live
+	// 127.0.0.1:HTTPSPort reaches the guest's :8443, the console over
+	// HTTPS: the host is another PC to the guest (QEMU's user network
+	// comes from 10.0.2.2), so the daemon redirects /admin/ on :8480 there.
+	HTTPSPort int
+	GuestFwd  string // "" or a guestfwd= value of QEMU's user network
+	Dir       string // where sockets live
 }
 
 // VM is a running QEMU.
@@ -49,7 +53,7 @@ func (m Machine) Boot(console, incoming string) (*VM, error) {
 	ctl, qmp := filepath.Join(m.Dir, "ctl.sock"), filepath.Join(m.Dir, "qmp.sock")
 	os.Remove(ctl)
 	os.Remove(qmp)
-	netdev := fmt.Sprintf("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:8480", m.HostPort)
+	netdev := fmt.Sprintf("user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:%d-:8480,hostfwd=tcp:127.0.0.1:%d-:8443", m.HostPort, m.HTTPSPort)
 	if m.GuestFwd != "" {
 		netdev += ",guestfwd=" + m.GuestFwd
 	}

@@ -2,9 +2,14 @@ package vmtest
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -158,6 +163,34 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// pinningClient is the host's client to the guest. Its HTTPS trusts the
+// certificate it meets first, as an owner does who accepts the browser's
+// warning once, and refuses any other after: the daemon's self-made
+// certificate must survive every power cut and boot unchanged.
+func pinningClient() *http.Client {
+	var mu sync.Mutex
+	var pinned []byte
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{
+		InsecureSkipVerify: true, // self-signed; VerifyConnection pins it
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("the guest sent no certificate")
+			}
+			sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+			mu.Lock()
+			defer mu.Unlock()
+			if pinned == nil {
+				pinned = sum[:]
+			} else if !bytes.Equal(pinned, sum[:]) {
+				return fmt.Errorf("the guest's certificate changed: sha256 %x, was %x", sum, pinned)
+			}
+			return nil
+		},
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: tr}
 }
 
 // sim is the upstream simulator, a separate process on the host's loopback.

@@ -162,6 +162,46 @@
     return b;
   }
 
+  // queuedRow fills a row of a waiting receipt: event id (to the journal),
+  // received, age, register, bill, attempts, the last attempt's error.
+  function queuedRow(r) {
+    return el('tr', { 'data-testid': 'outbox-row', 'data-event-id': r.event_id },
+      el('td', { class: 'mono' }, el('a', { href: '/admin/journal?text=' + encodeURIComponent(r.event_id), text: r.event_id })),
+      el('td'), el('td', { class: 'num' }), el('td', { class: 'mono' }), el('td'), el('td', { class: 'num' }),
+      el('td', { class: 'mono', 'data-testid': 'outbox-error' }));
+  }
+  function updateQueuedRow(tr, r) {
+    var c = tr.children;
+    c[1].textContent = localTime(r.received_at);
+    c[2].textContent = age(r.age_s);
+    c[3].textContent = r.device || '—';
+    c[4].textContent = '';
+    if (r.bill_id) c[4].appendChild(el('a', { href: '/admin/bills?bill=' + encodeURIComponent(r.bill_id), text: r.bill_id }));
+    c[5].textContent = r.attempts;
+    c[6].textContent = r.last_error || (r.attempts ? '' : t('overview.outbox_not_tried'));
+  }
+
+  // ---- Outbox ------------------------------------------------------------
+
+  function outboxPage() {
+    var list = byTestID('outbox-list').tBodies[0];
+    var next = byTestID('outbox-next');
+    var after = 0;
+    function load() {
+      next.hidden = true;
+      api('/admin/api/console/outbox?limit=200' + (after ? '&after=' + after : '')).then(function (p) {
+        clearError();
+        setText('outbox-total', t('outbox.total', { n: num(p.total) })).setAttribute('data-count', String(p.total));
+        p.receipts.forEach(function (r) { var tr = queuedRow(r); updateQueuedRow(tr, r); list.appendChild(tr); });
+        byTestID('outbox-empty').hidden = list.children.length > 0;
+        after = p.next;
+        next.hidden = !p.next;
+      }).catch(function (err) { showError(err.message); });
+    }
+    next.addEventListener('click', load);
+    load();
+  }
+
   // ---- Overview ----------------------------------------------------------
 
   function overviewPage() {
@@ -187,7 +227,45 @@
       }).then(function () { schedule(refreshMS); });
     }
 
+    // The scheduled backups: the last good one, a warning when it is too
+    // old, the last failure while there is one.
+    function renderBackup(o) {
+      var b = o.backup || {};
+      var text;
+      if (!b.dir || b.dir === 'none') {
+        text = t('backup.off');
+      } else {
+        text = b.last_ok_at ? whenAgo(b.last_ok_at, o.now) + ' · ' + (b.last_ok_bytes / 1048576).toFixed(1) + ' MiB · ' + b.last_ok_file : t('backup.none_yet');
+        if (b.stale) text = t('backup.stale') + ' ' + text;
+        if (b.last_error) text += ' · ' + t('backup.failed') + (b.last_error_at ? ' (' + whenAgo(b.last_error_at, o.now) + ')' : '') + ': ' + b.last_error;
+      }
+      setText('backup-state', text).setAttribute('data-stale', b.stale ? 'true' : 'false');
+    }
+
+    // The PC's clock against the CRM's: where it is, and an alert while it
+    // is wrong (date=today lists and every time shown depend on it).
+    function renderClock(o) {
+      var c = o.clock, text;
+      if (!c) {
+        text = o.upstream === 'none' ? '—' : t('clock.not_measured');
+      } else {
+        var sec = Math.abs(c.skew_seconds), amount;
+        if (sec >= 2 * 86400) amount = t('clock.d', { n: Math.round(sec / 86400) });
+        else if (sec >= 2 * 3600) amount = t('clock.h', { n: Math.round(sec / 3600) });
+        else if (sec >= 120) amount = t('clock.m', { n: Math.round(sec / 60) });
+        else amount = t('clock.s', { n: Math.round(sec) });
+        text = c.skew_seconds === 0 ? t('clock.in_step') : t(c.skew_seconds > 0 ? 'clock.behind' : 'clock.ahead', { amount: amount });
+        var ca = byTestID('clock-alert');
+        ca.querySelector('.clock-skew').textContent = text;
+        ca.setAttribute('data-ok', String(c.ok));
+        text += ' (' + t('clock.measured', { ago: ago(c.measured_at, o.now) }) + ')';
+      }
+      byTestID('clock-alert').hidden = !c || c.ok;
+      setText('clock-state', text).setAttribute('data-ok', c ? String(c.ok) : '');
+    }
+
     function render(o) {
+      renderClock(o);
       var st = setText('upstream-state', t('upstream.' + o.upstream));
       st.setAttribute('data-state', o.upstream);
       setText('upstream-since', o.upstream === 'none' ? '—' : whenAgo(o.upstream_since, o.now));
@@ -204,6 +282,7 @@
       setText('bills-open', num(o.open_bills));
       setText('receipts-total', num(o.receipts));
       setText('journal-total', num(o.journal_entries));
+      renderBackup(o);
       var mdns = (o.mdns && o.mdns.state) || 'off';
       setText('mdns-state', strings['mdns.' + mdns] ? t('mdns.' + mdns) : mdns);
       setText('instance-name', o.name || '—');
@@ -217,6 +296,21 @@
       sa.setAttribute('data-state', (o.store && o.store.state) || '');
       sa.querySelector('.store-reason').textContent = degraded ? (strings['store.' + o.store.reason] ? t('store.' + o.store.reason) : o.store.reason) : '';
       sa.querySelector('.store-since').textContent = degraded ? whenAgo(o.store.since, o.now) : '';
+      // What to do depends on the reason: free space only helps a full disk.
+      var hintKey = degraded && strings['store_hint.' + o.store.reason] ? 'store_hint.' + o.store.reason : 'overview.store_degraded_hint';
+      sa.querySelector('.store-hint').textContent = strings[hintKey] ? t(hintKey) : '';
+
+      var dup = byTestID('duplicate-alert');
+      var dups = o.duplicates || [];
+      dup.hidden = dups.length === 0;
+      dup.setAttribute('data-count', String(dups.length));
+      syncRows(dup.querySelector('ul'), dups, function (d) { return d.name; }, function (d) {
+        return el('li', { 'data-testid': 'duplicate-row', 'data-name': d.name });
+      }, function (li, d) {
+        li.textContent = t(d.reason === 'same_store' ? 'overview.duplicate_store' : 'overview.duplicate_upstream', {
+          name: d.name, addrs: d.addresses.join(', '), ours: (o.own_addresses || []).join(', ') || '—'
+        });
+      });
 
       var alert = byTestID('paid-twice-alert');
       alert.hidden = o.paid_twice_count === 0;
@@ -227,6 +321,12 @@
       }, function (li, b) {
         li.firstChild.textContent = b.number + ' (id ' + b.id + ') · ' + b.date + ' · ' + b.summ + (b.customername ? ' · ' + b.customername : '');
       });
+
+      syncRows(byTestID('outbox-list').tBodies[0], o.outbox_receipts, function (r) { return r.event_id; }, queuedRow, updateQueuedRow);
+      byTestID('outbox-empty').hidden = o.outbox > 0;
+      var omore = byTestID('outbox-more');
+      omore.hidden = o.outbox <= o.outbox_receipts.length;
+      omore.firstChild.textContent = t('overview.outbox_more', { shown: o.outbox_receipts.length, n: num(o.outbox) });
 
       var parked = byTestID('parked-list').tBodies[0];
       syncRows(parked, o.parked_receipts, function (r) { return r.event_id; }, function (r) {
@@ -280,6 +380,7 @@
     var emptyMsg = byTestID('journal-empty');
     var live = byTestID('journal-live');
     var termSel = byTestID('journal-filter-terminal');
+    var polls = byTestID('journal-polls');
     var limit = 50;
     // A page the scan budget cut short is followed this many times by
     // itself (each request reads at most 16 MiB of journal) before the
@@ -299,6 +400,17 @@
         var v = form.elements[name].value.trim();
         if (v) q.set(name, v);
       });
+      // The daemon's own polls of the CRM are hidden unless asked for
+      // (or a CRM kind is chosen): the registers' exchanges come first.
+      if (polls.checked) q.set('polls', 'show');
+      else if (!/^UPSTREAM_/.test(q.get('kind') || '')) q.set('polls', 'hide');
+      return q;
+    }
+
+    // shownQuery is the page's URL query: polls=hide is the default there.
+    function shownQuery() {
+      var q = filters();
+      if (q.get('polls') === 'hide') q.delete('polls');
       return q;
     }
 
@@ -337,6 +449,10 @@
         el('span', { class: r.status >= 400 || r.status === 0 ? 'status-bad' : 'muted', text: describeAnswer(r) }));
       var resp = dataCell(r, 'response');
       if (r.note) resp.appendChild(el('div', { class: 'muted mono', text: r.note }));
+      if (r.repeats) {
+        resp.appendChild(el('div', { class: 'repeats', 'data-testid': 'journal-repeats', 'data-repeats': r.repeats,
+          text: t('journal.repeats', { n: num(r.repeats), last: r.last_time ? r.last_time.local : '' }) }));
+      }
       tb.appendChild(el('tr', { class: 'resp' }, el('td', { text: r.time.local }), client, ans, resp));
       tb.appendChild(el('tr', { class: 'req' }, el('td', { text: r.time.local }), client.cloneNode(true),
         el('td', { text: t('journal.request') + ' (' + r.kind + ')' }), dataCell(r, 'request')));
@@ -432,12 +548,12 @@
       byTestID('journal-gap').hidden = true;
       emptyMsg.hidden = true;
       status.textContent = t('common.loading');
-      setQuery(filters());
+      setQuery(shownQuery());
       return page(autoHops);
     }
 
     form.addEventListener('submit', function (ev) { ev.preventDefault(); search(); });
-    ['kind', 'terminal', 'since', 'until'].forEach(function (name) {
+    ['kind', 'terminal', 'since', 'until', 'polls'].forEach(function (name) {
       form.elements[name].addEventListener('change', search);
     });
     moreBtn.addEventListener('click', function () { page(autoHops); });
@@ -477,7 +593,12 @@
     var generation = 0;
     var openID = '';
 
-    if (!dateIn.value) dateIn.value = dateIn.getAttribute('data-today');
+    var viewIn = byTestID('bills-view');
+    var openBtn = byTestID('bills-view-open');
+    var todayBtn = byTestID('bills-view-today');
+    // The page opens on the open bills (what a register's list answers
+    // now); a date or a search switches away from them.
+    function openView() { return viewIn.value === 'open' && !searchIn.value.trim(); }
 
     function badge(cls, text) { return el('span', { class: 'badge ' + cls, text: text }); }
 
@@ -495,6 +616,7 @@
       var q = new URLSearchParams();
       var s = searchIn.value.trim();
       if (s) q.set('q', s);
+      else if (openView()) q.set('view', 'open');
       else {
         q.set('date', dateIn.value || dateIn.getAttribute('data-today'));
         if (stateSel.value && stateSel.value !== 'all') q.set('state', stateSel.value);
@@ -518,9 +640,17 @@
         after = r.next;
         moreBtn.hidden = !r.next;
         emptyMsg.hidden = list.children.length > 0;
+        if (r.empty) {
+          emptyMsg.setAttribute('data-reason', r.empty);
+          emptyMsg.textContent = t(r.empty, { date: r.date || '', q: r.q || '', synced: r.synced_at ? r.synced_at.local : t('common.never') });
+        }
         var searching = q.has('q');
-        heading.textContent = searching ? t('bills.results', { q: q.get('q') }) : r.date;
-        byTestID('bills-counts').hidden = searching;
+        var open = r.view === 'open';
+        openBtn.setAttribute('aria-pressed', String(open));
+        todayBtn.setAttribute('aria-pressed', String(r.view === 'date' && r.date === dateIn.getAttribute('data-today')));
+        heading.textContent = searching ? t('bills.results', { q: q.get('q') }) : open ? t('bills.open_heading', { n: num(r.open) }) : r.date;
+        heading.setAttribute('data-view', r.view);
+        byTestID('bills-counts').hidden = searching || open;
         if (r.counts) {
           ['all', 'open', 'settled', 'paid_twice'].forEach(function (s) {
             var chip = byTestID('bills-count-' + s);
@@ -588,10 +718,14 @@
       Array.prototype.forEach.call(list.children, function (tr) { tr.classList.remove('selected'); });
     });
     form.addEventListener('submit', function (ev) { ev.preventDefault(); load(false); });
-    dateIn.addEventListener('change', function () { searchIn.value = ''; load(false); });
-    stateSel.addEventListener('change', function () { searchIn.value = ''; load(false); });
+    dateIn.addEventListener('change', function () { searchIn.value = ''; viewIn.value = dateIn.value ? 'date' : 'open'; load(false); });
+    stateSel.addEventListener('change', function () { searchIn.value = ''; viewIn.value = 'date'; load(false); });
+    openBtn.addEventListener('click', function () { searchIn.value = ''; viewIn.value = 'open'; dateIn.value = ''; load(false); });
+    todayBtn.addEventListener('click', function () {
+      searchIn.value = ''; viewIn.value = 'date'; dateIn.value = dateIn.getAttribute('data-today'); load(false);
+    });
     Array.prototype.forEach.call(document.querySelectorAll('.chip[data-state]'), function (chip) {
-      chip.addEventListener('click', function () { stateSel.value = chip.getAttribute('data-state'); searchIn.value = ''; load(false); });
+      chip.addEventListener('click', function () { stateSel.value = chip.getAttribute('data-state'); searchIn.value = ''; viewIn.value = 'date'; load(false); });
     });
     moreBtn.addEventListener('click', function () { load(true); });
 
@@ -600,7 +734,7 @@
     load(false);
   }
 
-  var pages = { overview: overviewPage, journal: journalPage, bills: billsPage };
+  var pages = { overview: overviewPage, journal: journalPage, bills: billsPage, outbox: outboxPage };
   var run = pages[body.getAttribute('data-page')];
   if (run) run();
 })();

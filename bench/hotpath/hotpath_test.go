@@ -87,7 +87,7 @@ func BenchmarkParseReceipt(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := api.ParseReceipt(body); err != nil {
+		if _, err := shopbridge.ParseReceipt(body); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,7 +1,10 @@
 // Command profile is the shopbridge daemon with net/http/pprof on a second
 // loopback listener, for finding where a benchmark's time goes without
-// adding a profiling switch to the real binary. It takes the flags of
-// `shopbridge run` after its own:
+// adding a profiling switch to the real binary. After its own flags and
+// "--" it takes the flags of `shopbridge run` a profile needs, with run's
+// defaults (runConfig below; run's parser is cmd/shopbridge's, so the
+// environment and the config file are not read, and HTTPS is off unless
+// --https-listen says):
 //
 //	profile -pprof 127.0.0.1:6060 -- --listen 127.0.0.1:8480 --data DIR --mdns=false --demo
 //	go tool pprof -top 'http://127.0.0.1:6060/debug/pprof/profile?seconds=10'
@@ -15,6 +18,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net"
 	"path/filepath"
 	"time"
@@ -23,6 +27,7 @@ import (
 	"fmt"
 	"github.com/shopbridge/shopbridge"
 	"github.com/shopbridge/shopbridge/api"
+	"github.com/shopbridge/shopbridge/crmsim"
 	"github.com/shopbridge/shopbridge/storage"
 	"log/slog"
 	"net/http"
@@ -43,7 +48,7 @@ func main() {
 	flag.Parse()
 	runtime.SetMutexProfileFraction(*mutex)
 	runtime.SetBlockProfileRate(*block)
-	cfg, err := daemon.ParseRunArgs(flag.Args())
+	cfg, err := runConfig(flag.Args())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "profile: %v\n", err)
 		os.Exit(2)
@@ -73,6 +78,48 @@ func main() {
 	d.Close()
 }
 
+// runConfig reads the run flags a profile needs into a daemon.Config.
+func runConfig(args []string) (daemon.Config, error) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	c := daemon.Config{Timezone: time.Local}
+	fs.StringVar(&c.Listen, "listen", ":8480", "address to serve terminals and operators on")
+	fs.StringVar(&c.HTTPSListen, "https-listen", "", "address of the HTTPS listener (default: none)")
+	fs.StringVar(&c.DataDir, "data", "", "directory of the store, DIR/shopbridge.db (required)")
+	fs.StringVar(&c.Upstream, "upstream", "", "base URL of the cloud CRM API (default: none, standalone)")
+	fs.StringVar(&c.UpstreamToken, "upstream-token", "", "Bearer token for the upstream")
+	fs.DurationVar(&c.SyncInterval, "sync-interval", 10*time.Second, "how often to pull from the upstream")
+	fs.IntVar(&c.PushInFlight, "push-in-flight", 64, "the cap of the adaptive push window")
+	fs.BoolVar(&c.MDNS, "mdns", true, "announce over mDNS/DNS-SD")
+	fs.StringVar(&c.Name, "name", "shopbridge profile", "instance name announced over mDNS")
+	fs.StringVar(&c.TerminalToken, "terminal-token", "", "Bearer token terminals must send")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "Bearer token for /admin and /metrics from other hosts")
+	fs.DurationVar(&c.JournalMaxAge, "journal-max-age", 720*time.Hour, "journal entries older than this go")
+	fs.Int64Var(&c.JournalMaxSize, "journal-max-size", 256<<20, "oldest journal entries go beyond this many bytes")
+	demo := fs.Bool("demo", false, "seed an empty store with sample bills")
+	fs.StringVar(&c.BackupDir, "backup-dir", "", "folder of the scheduled backups (default: none, off)")
+	fs.DurationVar(&c.BackupEvery, "backup-every", 24*time.Hour, "how often to back the store up into backup-dir")
+	fs.IntVar(&c.BackupKeep, "backup-keep", 7, "how many scheduled backups to keep")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.DataDir == "" {
+		return c, errors.New("--data is required")
+	}
+	if *demo {
+		c.Demo = demoData()
+	}
+	return c, c.Validate()
+}
+
+// demoData is the simulator's default bills, as run --demo seeds them.
+func demoData() *daemon.DemoData {
+	d := crmsim.DefaultData()
+	return &daemon.DemoData{System: d.System, Bills: d.Bills}
+}
+
 // direct serves the api handlers over the store with the chosen journal.
 func direct(cfg daemon.Config, mode string, logger *slog.Logger) error {
 	st, err := storage.Open(filepath.Join(cfg.DataDir, storage.FileName), storage.Options{Logger: logger})
@@ -80,7 +127,7 @@ func direct(cfg daemon.Config, mode string, logger *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	if err := daemon.SeedDemo(st); err != nil {
+	if err := daemon.SeedDemo(st, demoData()); err != nil {
 		return err
 	}
 	var j shopbridge.Journal

@@ -1,27 +1,27 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/shopbridge/shopbridge/api"
 	"github.com/shopbridge/shopbridge/storage"
 )
 
-func init() {
-	register(&command{name: "backup", usage: "save a checked snapshot of the running daemon's store to FILE", run: backupCmd})
-}
-
 const backupAbout = `Saves a consistent snapshot of the running daemon's store to FILE while the
-daemon keeps serving, then checks it with bbolt's consistency check. FILE
-must not exist yet unless --force is given. To restore: stop the service,
-copy FILE over DATA/shopbridge.db, start it.`
+daemon keeps serving, checks that it arrived whole (its length and SHA-256)
+and then with bbolt's consistency check. FILE must not exist yet unless
+--force is given. To restore: stop the service, then shopbridge restore FILE.`
 
-func backupCmd(args []string) int {
+func cmdBackup(args []string) int {
 	c := newFlags("backup", "FILE", backupAbout)
 	d := c.daemonFlags()
 	force := c.Bool("force", false, "overwrite FILE if it exists")
@@ -50,7 +50,14 @@ func backupCmd(args []string) int {
 		return 1
 	}
 	defer os.Remove(tmp.Name())
-	n, err := io.Copy(tmp, resp.Body)
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), resp.Body)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("the snapshot was cut short: got %d of %d bytes (the daemon stopped or the connection broke; try again)", n, resp.ContentLength)
+	}
+	if err == nil {
+		err = completeSnapshot(resp, n, h.Sum(nil))
+	}
 	if err == nil {
 		err = tmp.Sync()
 	}
@@ -91,6 +98,24 @@ func checkTarget(dst string, force bool) error {
 		return fmt.Errorf("%s is a directory; name the file to write, e.g. %s", dst, filepath.Join(dst, "shopbridge-"+time.Now().Format("2006-01-02")+".db"))
 	case !force:
 		return fmt.Errorf("%s already exists (%d bytes, %s); use --force to overwrite it", dst, fi.Size(), fi.ModTime().Format("2006-01-02 15:04"))
+	}
+	return nil
+}
+
+// completeSnapshot tells a complete snapshot from a cut one: the daemon
+// sends its length (Content-Length) and SHA-256 (api.BackupSHA256Header)
+// before the body. A daemon too old to send them is refused: its stream
+// cannot be told from a cut one.
+func completeSnapshot(resp *http.Response, n int64, sum []byte) error {
+	want := resp.Header.Get(api.BackupSHA256Header)
+	if want == "" || resp.ContentLength < 0 {
+		return fmt.Errorf("the daemon sent no length or checksum with the snapshot (an older shopbridge?): cannot tell whether it is complete")
+	}
+	if n != resp.ContentLength {
+		return fmt.Errorf("the snapshot was cut short: got %d of %d bytes", n, resp.ContentLength)
+	}
+	if got := hex.EncodeToString(sum); got != want {
+		return fmt.Errorf("the snapshot's SHA-256 is %s, the daemon sent %s: it was damaged on the way", got, want)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shopbridge/shopbridge/daemon"
+	"github.com/shopbridge/shopbridge/daemon/service"
 )
 
 // daemonFlags are the flags of the operator commands that find the running
@@ -21,9 +22,9 @@ type daemonFlags struct{ addr, config *string }
 func (c *cmdFlags) daemonFlags() daemonFlags {
 	return daemonFlags{
 		addr: c.String("addr", "", "where the daemon answers, `HOST:PORT` or a URL "+
-			"(default: SHOPBRIDGE_ADDR, else the loopback side of the config's listen, 127.0.0.1:8480)"),
+			"(default: SHOPBRIDGE_ADDR, else the loopback side of the listen address of --config, else of the installed service, else of the default config: 127.0.0.1:8480)"),
 		config: c.String("config", "", "the `PATH` of the config file run reads, for the daemon's listen address "+
-			"(default: SHOPBRIDGE_CONFIG, else "+daemon.DefaultConfigFile()+")"),
+			"(default: SHOPBRIDGE_CONFIG, else "+defaultConfigFile()+")"),
 	}
 }
 
@@ -34,10 +35,13 @@ func (d daemonFlags) runConfig(extra ...string) (daemon.Config, error) {
 	if *d.config != "" {
 		args = append(args, "--config", *d.config)
 	}
-	return daemon.ParseRunArgs(append(args, extra...))
+	return loadRunConfig(append(args, extra...))
 }
 
-// url is the base URL of the running daemon.
+// url is the base URL of the running daemon: --addr, else SHOPBRIDGE_ADDR,
+// else the listen address of the config given with --config, else that of
+// the installed service (its flags and the config file they name), else
+// that of the default config.
 func (d daemonFlags) url() string {
 	addr := *d.addr
 	if addr == "" {
@@ -48,12 +52,31 @@ func (d daemonFlags) url() string {
 		if cfg, err := d.runConfig(); err == nil {
 			listen = cfg.Listen
 		}
+		if *d.config == "" {
+			if cfg, err := installedConfig(); err == nil {
+				listen = cfg.Listen
+			}
+		}
 		return loopbackURL(listen)
 	}
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
 	return strings.TrimRight(addr, "/")
+}
+
+// installedConfig is the configuration the installed service runs with:
+// its command line's flags over its config file and the defaults.
+func installedConfig() (daemon.Config, error) {
+	args, err := service.InstalledArgs()
+	if err != nil {
+		return daemon.Config{}, err
+	}
+	cfg, err := loadRunConfig(args)
+	if err != nil {
+		return daemon.Config{}, fmt.Errorf("the installed service's flags: %w", err)
+	}
+	return cfg, nil
 }
 
 // loopbackURL is the base URL of a daemon listening on listen, reached over

@@ -11,22 +11,14 @@ import (
 	"github.com/shopbridge/shopbridge/crmsim"
 )
 
-func init() {
-	register(&command{
-		name:  "crmsim",
-		usage: "run a simulated upstream CRM API (for tests, benchmarks and demos)",
-		run:   runCRMSim,
-	})
-}
-
 const crmsimAbout = `Runs a simulator of the cloud CRM integration API in the foreground until
 SIGINT/SIGTERM, for tests, benchmarks and demos. At start it prints one line:
 
   crmsim api=http://HOST:PORT control=http://HOST:PORT bills=N
 
-Faults are set through the control listener (see the README).`
+Faults are set through the control listener (see docs/simulator.md).`
 
-func runCRMSim(args []string) int {
+func cmdCRMSim(args []string) int {
 	c := newFlags("crmsim", "", crmsimAbout)
 	listen := c.String("listen", "127.0.0.1:8481", "`ADDR` of the API; :0 picks a port")
 	control := c.String("control", "127.0.0.1:8482", "`ADDR` of the control listener, \"\" for none")

@@ -18,6 +18,8 @@ func TestPrintDaemonStatus(t *testing.T) {
 		"outbox": 3, "outbox_oldest": now.Add(-5 * time.Minute), "parked": 1,
 		"parked_receipts": []map[string]any{{"event_id": "evt-9", "bill_id": "206929", "received_at": now.Add(-time.Hour),
 			"attempts": 2, "answer": "HTTP 400: {\"errors\":[{\"code\":2001,\"reason\":\"bad\"}]}"}},
+		"https": map[string]any{"addr": "[::]:8443", "port": 8443, "fingerprint": "AB:CD", "source": "shop", "cert_file": "/etc/shop/c.pem",
+			"not_after": now.Add(10 * 24 * time.Hour)},
 	}
 	var gotAuth string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -37,7 +39,8 @@ func TestPrintDaemonStatus(t *testing.T) {
 	out := buf.String()
 	for _, want := range []string{"upstream:   offline since", "(1m30s ago)", "http://crm.example", "last pull:", "(2m0s ago)",
 		"last push:  never", "(10s ago), GET /api/v2/list: no answer within 5s", "outbox:     3 receipt(s) waiting", "(5m0s ago)",
-		"parked:     1 receipt(s)", "evt-9  bill 206929", "attempts 2", `answer: HTTP 400: {"errors"`, "shopbridge outbox retry"} {
+		"parked:     1 receipt(s)", "evt-9  bill 206929",
+		"https:      port 8443, certificate SHA-256 AB:CD\n", "shop, /etc/shop/c.pem, valid until", "EXPIRES in 9 day(s), renew it", "attempts 2", `answer: HTTP 400: {"errors"`, "shopbridge outbox retry"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status output lacks %q:\n%s", want, out)
 		}
@@ -122,5 +125,54 @@ func TestRetryParked(t *testing.T) {
 	}
 	if code := cmdOutbox([]string{"retry", "--addr", srv.URL, "x"}); code != 1 {
 		t.Errorf("retry of unknown: exit %d, want 1", code)
+	}
+}
+
+// TestPrintDaemonStatusClock: the clock line as the daemon's status gives
+// it: a PC a year behind is WRONG with what it breaks, one a year ahead
+// too, a right one says so, and without a measurement it says that.
+func TestPrintDaemonStatusClock(t *testing.T) {
+	now := time.Now()
+	doc := map[string]any{"upstream": "online", "upstream_since": now.Add(-time.Hour), "outbox": 0, "parked": 0}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(doc) }))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name  string
+		clock any
+		want  string
+	}{
+		{"a year behind", map[string]any{"skew_seconds": 31536000, "measured_at": now.Add(-2 * time.Minute), "ok": false, "max_seconds": 120},
+			"clock:      WRONG: this PC is 365 days behind the upstream (measured 2m0s ago); date=today lists"},
+		{"a year ahead", map[string]any{"skew_seconds": -31536000, "measured_at": now.Add(-10 * time.Second), "ok": false, "max_seconds": 120},
+			"clock:      WRONG: this PC is 365 days ahead of the upstream (measured 10s ago)"},
+		{"ten minutes ahead", map[string]any{"skew_seconds": -600, "measured_at": now, "ok": false, "max_seconds": 120},
+			"clock:      WRONG: this PC is 10 min ahead of the upstream"},
+		{"right", map[string]any{"skew_seconds": 0, "measured_at": now.Add(-5 * time.Second), "ok": true, "max_seconds": 120},
+			"clock:      in step with the upstream (measured 5s ago)"},
+		{"a little behind", map[string]any{"skew_seconds": 40, "measured_at": now.Add(-5 * time.Second), "ok": true, "max_seconds": 120},
+			"clock:      40 s behind the upstream (measured 5s ago)"},
+		{"not measured", nil, "clock:      not measured yet"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc["clock"] = tc.clock
+			var buf bytes.Buffer
+			if err := printDaemonStatus(&buf, srv.URL); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(buf.String(), tc.want) {
+				t.Errorf("status lacks %q:\n%s", tc.want, buf.String())
+			}
+			if n := strings.Count(buf.String(), "clock:"); n != 1 {
+				t.Errorf("%d clock lines:\n%s", n, buf.String())
+			}
+		})
+	}
+	doc = map[string]any{"upstream": "none", "clock": nil}
+	var buf bytes.Buffer
+	if err := printDaemonStatus(&buf, srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "clock:") {
+		t.Errorf("a clock line without an upstream:\n%s", buf.String())
 	}
 }

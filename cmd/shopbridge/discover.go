@@ -15,18 +15,10 @@ import (
 	"github.com/shopbridge/shopbridge/discovery"
 )
 
-func init() {
-	register(&command{
-		name:  "discover",
-		usage: "browse the LAN for shopbridge daemons (mDNS) and check each with hello",
-		run:   runDiscover,
-	})
-}
-
-// runDiscover is the installer's check that registers can find the daemon:
+// cmdDiscover is the installer's check that registers can find the daemon:
 // it browses exactly as a register does and calls hello on what it finds.
 // Exit 0 when at least one instance answered hello, 1 otherwise.
-func runDiscover(args []string) int {
+func cmdDiscover(args []string) int {
 	c := newFlags("discover", "", `Browses the LAN for shopbridge daemons over mDNS/DNS-SD, exactly as a
 register does, and checks each with hello. Exit status 0 when at least one
 answered hello, 1 otherwise.`)
@@ -80,7 +72,7 @@ func printInstances(w io.Writer, found []discovery.Instance, timeout time.Durati
 	if len(found) == 0 {
 		fmt.Fprintf(w, "no shopbridge daemon answered within %v.\n", timeout)
 		fmt.Fprintln(w, "Check that the daemon runs with --mdns=true, that this PC is on the same LAN segment,")
-		fmt.Fprintln(w, "and that multicast and UDP 5353 are allowed (see README, Discovery).")
+		fmt.Fprintln(w, "and that multicast and UDP 5353 are allowed (see docs/discovery.md).")
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -4,7 +4,6 @@ package main
 // binary, a real daemon process, real files.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -14,13 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
-	gosync "sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shopbridge/shopbridge/internal/daemontest"
 	"github.com/shopbridge/shopbridge/internal/testbin"
 	"github.com/shopbridge/shopbridge/storage"
 )
@@ -67,15 +64,7 @@ func runBinary(t *testing.T, env []string, args ...string) result {
 }
 
 // daemonProc is a running shopbridge run.
-type daemonProc struct {
-	cmd  *exec.Cmd
-	base string
-	mu   gosync.Mutex
-	logs bytes.Buffer
-	done chan struct{}
-}
-
-var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
+type daemonProc = daemontest.Daemon
 
 // startDaemon runs shopbridge run on 127.0.0.1:0 with mDNS off and waits
 // until it listens. args come after the defaults, so they win.
@@ -87,62 +76,7 @@ func startDaemon(t *testing.T, data string, args ...string) *daemonProc {
 // startDaemonOf is startDaemon with another build of the binary.
 func startDaemonOf(t *testing.T, binary, data string, args ...string) *daemonProc {
 	t.Helper()
-	conf := filepath.Join(t.TempDir(), "empty.toml")
-	os.WriteFile(conf, nil, 0o600)
-	all := append([]string{"run", "--listen", "127.0.0.1:0", "--data", data, "--mdns=false", "--config", conf}, args...)
-	cmd := exec.Command(binary, all...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &daemonProc{cmd: cmd, done: make(chan struct{})}
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.logs.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-		cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() { cmd.Process.Kill(); <-p.done })
-	select {
-	case a := <-addr:
-		p.base = "http://" + a
-	case <-p.done:
-		t.Fatalf("daemon exited at start:\n%s", p.Logs())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("daemon did not start:\n%s", p.Logs())
-	}
-	return p
-}
-
-func (p *daemonProc) Logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
-
-// stop sends SIGTERM and waits for the daemon to exit.
-func (p *daemonProc) stop(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("daemon did not stop on SIGTERM:\n%s", p.Logs())
-	}
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("daemon exited %d:\n%s", code, p.Logs())
-	}
+	return daemontest.Start(t, binary, data, nil, args...)
 }
 
 func request(t *testing.T, method, url, body string, hdr ...string) (int, string) {
@@ -183,11 +117,17 @@ var singleDash = regexp.MustCompile(`(^|[\s\[(,|])-[a-zA-Z]`)
 // spelling only, each default once, booleans unquoted; a bad flag is one
 // line naming it in the same spelling, exit 2.
 func TestHelpEverySubcommand(t *testing.T) {
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
+	var names []string
+	seen := map[string]bool{}
+	for _, g := range commandGroups {
+		for _, c := range g.commands {
+			if seen[c.name] {
+				t.Errorf("command %q is in the table twice", c.name)
+			}
+			seen[c.name] = true
+			names = append(names, c.name)
+		}
 	}
-	sort.Strings(names)
 	if len(names) < 14 {
 		t.Fatalf("only %d subcommands registered: %v", len(names), names)
 	}
@@ -229,6 +169,9 @@ func TestHelpEverySubcommand(t *testing.T) {
 			if n == "outbox" {
 				cmd = []string{"outbox", "retry"}
 			}
+			if n == "parked" {
+				cmd = []string{"parked", "list"}
+			}
 			name := strings.Join(cmd, " ")
 			bad := runBinary(t, nil, append(cmd, "--bogus")...)
 			want := fmt.Sprintf("shopbridge %s: unknown flag --bogus (see shopbridge %s --help)\n", name, name)
@@ -239,11 +182,12 @@ func TestHelpEverySubcommand(t *testing.T) {
 	}
 	// The usage lines name the arguments.
 	for cmd, want := range map[string]string{
-		"backup": "Usage: shopbridge backup [flags] FILE\n", "outbox": "Usage: shopbridge outbox retry [flags] EVENT_ID\n",
+		"backup": "Usage: shopbridge backup [flags] FILE\n", "outbox retry": "Usage: shopbridge outbox retry [flags] EVENT_ID\n",
+		"outbox": "Usage: shopbridge outbox list|retry ...\n", "parked list": "Usage: shopbridge parked list [flags]\n",
 		"service-hook": "Usage: shopbridge service-hook setup|teardown\n", "version": "Usage: shopbridge version\n",
 		"run": "Usage: shopbridge run [flags]\n",
 	} {
-		if r := runBinary(t, nil, cmd, "--help"); !strings.HasPrefix(r.stdout, want) {
+		if r := runBinary(t, nil, append(strings.Fields(cmd), "--help")...); !strings.HasPrefix(r.stdout, want) {
 			t.Errorf("%s --help starts %q, want %q", cmd, strings.SplitN(r.stdout, "\n", 2)[0], want)
 		}
 	}
@@ -313,17 +257,17 @@ func TestReadmeAllowKeepsLoopback(t *testing.T) {
 	// The file's upstream is crm.example.com: keep the test on loopback
 	// (flags beat the file).
 	p := startDaemon(t, t.TempDir(), "--config", path, "--upstream", "http://"+closedPort(t))
-	if code, body := request(t, "GET", p.base+"/api/v2/hello", ""); code != 200 {
+	if code, body := request(t, "GET", p.Base+"/api/v2/hello", ""); code != 200 {
 		t.Fatalf("hello from loopback with the README's config: %d %s", code, body)
 	}
-	st := runBinary(t, nil, "status", "--addr", p.base)
+	st := runBinary(t, nil, "status", "--addr", p.Base)
 	if !strings.Contains(st.stdout, "upstream:") || strings.Contains(st.stdout, "not allowed") {
 		t.Errorf("status with the README's config:\n%s%s", st.stdout, st.stderr)
 	}
 	// The journal is written behind the answers.
 	var r result
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if r = runBinary(t, nil, "journal", "--addr", p.base, "--kind", "HELLO"); r.code != 0 || strings.Contains(r.stdout, "HELLO") {
+		if r = runBinary(t, nil, "journal", "--addr", p.Base, "--kind", "HELLO"); r.code != 0 || strings.Contains(r.stdout, "HELLO") {
 			break
 		}
 	}
@@ -331,13 +275,13 @@ func TestReadmeAllowKeepsLoopback(t *testing.T) {
 		t.Errorf("journal with the README's config: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	dst := filepath.Join(t.TempDir(), "b.db")
-	if r := runBinary(t, nil, "backup", "--addr", p.base, dst); r.code != 0 {
+	if r := runBinary(t, nil, "backup", "--addr", p.Base, dst); r.code != 0 {
 		t.Errorf("backup with the README's config: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// The same daemon found through the config file, as an installer runs
 	// the tools: --config names the file, its listen is overridden here by
 	// SHOPBRIDGE_LISTEN, as the service would by flag.
-	r = runBinary(t, []string{"SHOPBRIDGE_LISTEN=" + strings.TrimPrefix(p.base, "http://")}, "status", "--config", path)
+	r = runBinary(t, []string{"SHOPBRIDGE_LISTEN=" + strings.TrimPrefix(p.Base, "http://")}, "status", "--config", path)
 	if !strings.Contains(r.stdout, "upstream:") {
 		t.Errorf("status --config: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -349,13 +293,13 @@ func TestBackupRefusesToOverwrite(t *testing.T) {
 	p := startDaemon(t, t.TempDir(), "--demo")
 	dir := t.TempDir()
 	dst := filepath.Join(dir, "shopbridge.db")
-	if r := runBinary(t, nil, "backup", "--addr", p.base, dst); r.code != 0 || !strings.Contains(r.stdout, "checked") {
+	if r := runBinary(t, nil, "backup", "--addr", p.Base, dst); r.code != 0 || !strings.Contains(r.stdout, "checked") {
 		t.Fatalf("first backup: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if err := os.WriteFile(dst, []byte("an older backup"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := runBinary(t, nil, "backup", "--addr", p.base, dst)
+	r := runBinary(t, nil, "backup", "--addr", p.Base, dst)
 	if r.code != 1 || !strings.Contains(r.stderr, "already exists") || !strings.Contains(r.stderr, "--force") {
 		t.Errorf("backup over an existing file: exit %d, stderr %q; want exit 1 naming --force", r.code, r.stderr)
 	}
@@ -363,13 +307,13 @@ func TestBackupRefusesToOverwrite(t *testing.T) {
 		t.Errorf("the existing file was changed without --force")
 	}
 	// --force after the file, as people type it.
-	if r := runBinary(t, nil, "backup", "--addr", p.base, dst, "--force"); r.code != 0 {
+	if r := runBinary(t, nil, "backup", "--addr", p.Base, dst, "--force"); r.code != 0 {
 		t.Fatalf("backup --force: exit %d\n%s", r.code, r.stderr)
 	}
 	if err := storage.CheckFile(dst); err != nil {
 		t.Errorf("backup --force did not write a good store: %v", err)
 	}
-	if r := runBinary(t, nil, "backup", "--addr", p.base, dir); r.code != 1 || !strings.Contains(r.stderr, "is a directory") {
+	if r := runBinary(t, nil, "backup", "--addr", p.Base, dir); r.code != 1 || !strings.Contains(r.stderr, "is a directory") {
 		t.Errorf("backup to a directory: exit %d, stderr %q", r.code, r.stderr)
 	}
 	left, _ := filepath.Glob(filepath.Join(dir, ".shopbridge-backup-*"))
@@ -403,7 +347,7 @@ func TestJournalCommandLines(t *testing.T) {
 			[]string{"RECEIPT", " 409 ", "receipt evt-j1 PAYBACK", "already"}},
 	}
 	for _, e := range exchanges {
-		if code, body := request(t, e.method, p.base+e.path, e.body, "X-Evotor-Device-UUID", "reg-7", "Authorization", "Bearer tok-secret"); code != e.status {
+		if code, body := request(t, e.method, p.Base+e.path, e.body, "X-Evotor-Device-UUID", "reg-7", "Authorization", "Bearer tok-secret"); code != e.status {
 			t.Fatalf("%s %s: %d %s, want %d", e.method, e.path, code, body, e.status)
 		}
 	}
@@ -411,7 +355,7 @@ func TestJournalCommandLines(t *testing.T) {
 	var live result
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		live = runBinary(t, nil, "journal", "--addr", p.base)
+		live = runBinary(t, nil, "journal", "--addr", p.Base)
 		if strings.Count(live.stdout, "\n") >= 1+len(exchanges) || time.Now().After(deadline) {
 			break
 		}
@@ -421,7 +365,7 @@ func TestJournalCommandLines(t *testing.T) {
 	if live.code != 0 || len(lines) != 1+len(exchanges) {
 		t.Fatalf("journal: exit %d, %d lines for %d exchanges (want one each and a header):\n%s%s", live.code, len(lines), len(exchanges), live.stdout, live.stderr)
 	}
-	if !strings.Contains(live.stderr, "from the daemon at "+p.base) {
+	if !strings.Contains(live.stderr, "from the daemon at "+p.Base) {
 		t.Errorf("journal does not say where it read: %q", live.stderr)
 	}
 	for i, e := range exchanges {
@@ -435,7 +379,7 @@ func TestJournalCommandLines(t *testing.T) {
 	if strings.Contains(live.stdout, "tok-secret") {
 		t.Error("a token reached the journal")
 	}
-	full := runBinary(t, nil, "journal", "--addr", p.base, "--full", "--kind", "receipt")
+	full := runBinary(t, nil, "journal", "--addr", p.Base, "--full", "--kind", "receipt")
 	for _, want := range []string{"| Ответ (RECEIPT) | 200 |", "| Запрос (RECEIPT) | {", `"evt-j1"`, "| Ответ (RECEIPT) | 409 {"} {
 		if !strings.Contains(full.stdout, want) {
 			t.Errorf("journal --full lacks %q:\n%s", want, full.stdout)
@@ -452,8 +396,8 @@ func TestJournalCommandLines(t *testing.T) {
 		t.Errorf("journal with a wrong --addr while the daemon runs: exit %d, %q", r.code, r.stderr)
 	}
 
-	p.stop(t)
-	stopped := runBinary(t, nil, "journal", "--addr", p.base, "--data", data)
+	p.Stop(t)
+	stopped := runBinary(t, nil, "journal", "--addr", p.Base, "--data", data)
 	if stopped.code != 0 || !strings.Contains(stopped.stderr, "read-only") || !strings.Contains(stopped.stderr, filepath.Join(data, "shopbridge.db")) {
 		t.Fatalf("journal of a stopped daemon: exit %d, stderr %q", stopped.code, stopped.stderr)
 	}
@@ -462,12 +406,12 @@ func TestJournalCommandLines(t *testing.T) {
 	}
 	// The data directory as run finds it: SHOPBRIDGE_DATA, and the config
 	// file's data key.
-	if r := runBinary(t, []string{"SHOPBRIDGE_DATA=" + data}, "journal", "--addr", p.base); r.stdout != live.stdout {
+	if r := runBinary(t, []string{"SHOPBRIDGE_DATA=" + data}, "journal", "--addr", p.Base); r.stdout != live.stdout {
 		t.Errorf("journal with SHOPBRIDGE_DATA: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	conf := filepath.Join(t.TempDir(), "shopbridge.toml")
 	os.WriteFile(conf, []byte(fmt.Sprintf("data = %q\n", data)), 0o600)
-	if r := runBinary(t, nil, "journal", "--addr", p.base, "--config", conf, "--json"); r.code != 0 {
+	if r := runBinary(t, nil, "journal", "--addr", p.Base, "--config", conf, "--json"); r.code != 0 {
 		t.Errorf("journal --config --json: exit %d, %s", r.code, r.stderr)
 	} else {
 		var rows []map[string]any
@@ -475,7 +419,7 @@ func TestJournalCommandLines(t *testing.T) {
 			t.Errorf("journal --json from the store: %d rows, %v, want %d", len(rows), err, len(exchanges))
 		}
 	}
-	if r := runBinary(t, nil, "journal", "--addr", p.base, "--data", t.TempDir()); r.code != 1 || !strings.Contains(r.stderr, "no store at") {
+	if r := runBinary(t, nil, "journal", "--addr", p.Base, "--data", t.TempDir()); r.code != 1 || !strings.Contains(r.stderr, "no store at") {
 		t.Errorf("journal with no daemon and no store: exit %d, %q", r.code, r.stderr)
 	}
 }
@@ -486,14 +430,14 @@ func TestJournalCommandLines(t *testing.T) {
 func TestStandaloneOutboxAndShutdownLog(t *testing.T) {
 	data := t.TempDir()
 	p := startDaemon(t, data, "--demo")
-	if code, body := request(t, "POST", p.base+"/api/v2/receipts", `{"id":"evt-s1","data":{"type":"SELL","extras":{"billId":"49040"}}}`); code != 200 {
+	if code, body := request(t, "POST", p.Base+"/api/v2/receipts", `{"id":"evt-s1","data":{"type":"SELL","extras":{"billId":"49040"}}}`); code != 200 {
 		t.Fatalf("receipt: %d %s", code, body)
 	}
-	st := runBinary(t, nil, "status", "--addr", p.base)
+	st := runBinary(t, nil, "status", "--addr", p.Base)
 	if !strings.Contains(st.stdout, "1 receipt(s) waiting") || !strings.Contains(st.stdout, "stay until an upstream is configured") {
 		t.Errorf("standalone status with a receipt waiting:\n%s", st.stdout)
 	}
-	p.stop(t)
+	p.Stop(t)
 	logs := p.Logs()
 	for _, want := range []string{`msg=stopping signal=SIGTERM`, "stay there until an upstream is configured", "outbox=1", "when=\"at stop\""} {
 		if !strings.Contains(logs, want) {
@@ -508,8 +452,8 @@ func TestStandaloneOutboxAndShutdownLog(t *testing.T) {
 	if !strings.Contains(p.Logs(), "when=\"at start\"") || !strings.Contains(p.Logs(), "outbox=1") {
 		t.Errorf("the start log does not say receipts wait:\n%s", p.Logs())
 	}
-	p.cmd.Process.Signal(os.Interrupt)
-	<-p.done
+	p.Cmd.Process.Signal(os.Interrupt)
+	<-p.Done()
 	if !strings.Contains(p.Logs(), "msg=stopping signal=SIGINT") {
 		t.Errorf("the log does not name SIGINT:\n%s", p.Logs())
 	}

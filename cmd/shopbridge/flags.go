@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 	"strings"
-
-	"github.com/shopbridge/shopbridge/daemon"
 )
 
 // cmdFlags parses one subcommand's flags and prints its help, the same way
@@ -21,7 +19,7 @@ type cmdFlags struct {
 	args  string // what follows [flags] on the usage line: "FILE"
 	about string // what the command does, a few lines
 	// more lists flags the FlagSet does not hold (install passes run's on).
-	more      []daemon.FlagDoc
+	more      []flagDoc
 	moreTitle string
 	pos       []string // the arguments that are not flags
 }
@@ -44,7 +42,7 @@ func (c *cmdFlags) parse(args []string) (ok bool, code int) {
 				c.help(os.Stdout)
 				return false, 0
 			}
-			return false, c.fail("%s", daemon.FlagMessage(c.FlagSet, err))
+			return false, c.fail("%s", flagMessage(c.FlagSet, err))
 		}
 		rest := c.Args()
 		if len(rest) == 0 {
@@ -53,6 +51,11 @@ func (c *cmdFlags) parse(args []string) (ok bool, code int) {
 		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
 			c.pos = append(c.pos, rest...)
 			return true, 0
+		}
+		if used := len(args) - len(rest); used > 0 {
+			if hint := boolValueHint(c.FlagSet, args[used-1], rest[0]); hint != "" {
+				return false, c.fail("%s", hint)
+			}
 		}
 		c.pos, args = append(c.pos, rest[0]), rest[1:]
 	}
@@ -94,7 +97,7 @@ func (c *cmdFlags) help(w io.Writer) {
 	if c.about != "" {
 		fmt.Fprintf(w, "\n%s\n", c.about)
 	}
-	var docs []daemon.FlagDoc
+	var docs []flagDoc
 	c.VisitAll(func(f *flag.Flag) { docs = append(docs, docOf(f)) })
 	if len(docs) > 0 {
 		fmt.Fprintln(w, "\nFlags:")
@@ -108,9 +111,9 @@ func (c *cmdFlags) help(w io.Writer) {
 
 // docOf describes a flag of a FlagSet. A `NAME` in back quotes in its
 // usage names its value, as flag.UnquoteUsage reads it.
-func docOf(f *flag.Flag) daemon.FlagDoc {
+func docOf(f *flag.Flag) flagDoc {
 	arg, usage := flag.UnquoteUsage(f)
-	d := daemon.FlagDoc{Name: f.Name, Arg: arg, Usage: usage}
+	d := flagDoc{Name: f.Name, Arg: arg, Usage: usage}
 	if isBoolFlag(f) {
 		d.Arg = ""
 	} else if a, ok := map[string]string{"value": "VALUE", "string": "VALUE", "duration": "D", "int": "N"}[arg]; ok {
@@ -134,7 +137,7 @@ func isBoolFlag(f *flag.Flag) bool {
 // writeFlagDocs lists flags in two columns. A boolean that is on by
 // default shows how to turn it off (--mdns=false); one that is off is a
 // plain switch (--json).
-func writeFlagDocs(w io.Writer, docs []daemon.FlagDoc) {
+func writeFlagDocs(w io.Writer, docs []flagDoc) {
 	names := make([]string, len(docs))
 	width := 0
 	for i, d := range docs {

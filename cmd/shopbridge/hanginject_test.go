@@ -79,10 +79,10 @@ func TestHangInjectionOnlyInTestBuilds(t *testing.T) {
 	// goes on committing.
 	t.Run("release: SIGUSR2 changes nothing", func(t *testing.T) {
 		p := startDaemonOf(t, release, t.TempDir())
-		p.cmd.Process.Signal(syscall.SIGUSR2)
+		p.Cmd.Process.Signal(syscall.SIGUSR2)
 		time.Sleep(200 * time.Millisecond) // let a handler, were there one, run
 		for i := range 3 {
-			if err := postReceipt(p.base, fmt.Sprint("after-", i), 30*time.Second); err != nil {
+			if err := postReceipt(p.Base, fmt.Sprint("after-", i), 30*time.Second); err != nil {
 				t.Fatalf("receipt after SIGUSR2: %v\n%s", err, p.Logs())
 			}
 		}
@@ -93,10 +93,10 @@ func TestHangInjectionOnlyInTestBuilds(t *testing.T) {
 
 	t.Run("hanginject: SIGUSR2 hangs the commit loop", func(t *testing.T) {
 		p := startDaemonOf(t, hang, t.TempDir())
-		if err := postReceipt(p.base, "before", 30*time.Second); err != nil {
+		if err := postReceipt(p.Base, "before", 30*time.Second); err != nil {
 			t.Fatalf("receipt before the hang: %v", err)
 		}
-		p.cmd.Process.Signal(syscall.SIGUSR2)
+		p.Cmd.Process.Signal(syscall.SIGUSR2)
 		deadline := time.Now().Add(30 * time.Second)
 		for !strings.Contains(p.Logs(), "hang injected") {
 			if time.Now().After(deadline) {
@@ -104,16 +104,16 @@ func TestHangInjectionOnlyInTestBuilds(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		if err := postReceipt(p.base, "during", time.Second); err == nil {
+		if err := postReceipt(p.Base, "during", time.Second); err == nil {
 			t.Fatal("a receipt was answered while the commit loop hangs")
 		}
-		resp, err := http.Get(p.base + "/healthz")
+		resp, err := http.Get(p.Base + "/healthz")
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("healthz during the hang: %v %v (reads should still work)", resp, err)
 		}
 		resp.Body.Close()
 		select {
-		case <-p.done:
+		case <-p.Done():
 			t.Fatalf("the test build exited on SIGUSR2:\n%s", p.Logs())
 		default:
 		}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -17,10 +18,6 @@ import (
 	"github.com/shopbridge/shopbridge/api"
 	"github.com/shopbridge/shopbridge/storage"
 )
-
-func init() {
-	register(&command{name: "journal", usage: "print the journal, one exchange a line (from the daemon, or its store when it is stopped)", run: journalCmd})
-}
 
 const journalAbout = `Prints the journal newest first, one exchange a line: time, terminal, kind,
 status, duration and a summary (the bill and its sum, the receipt and its
@@ -32,7 +29,7 @@ service), it reads the store read-only: --data, else the data directory run
 would use (SHOPBRIDGE_DATA, the config file's data, the default). It says
 on stderr which it read.`
 
-func journalCmd(args []string) int {
+func cmdJournal(args []string) int {
 	c := newFlags("journal", "", journalAbout)
 	d := c.daemonFlags()
 	data := c.String("data", "", "the store's `DIR`, read when no daemon answers (default: the data directory run would use)")
@@ -136,8 +133,9 @@ func journalFromStore(path, query string) ([]api.JournalRow, error) {
 	}
 	st, err := storage.Open(path, storage.Options{ReadOnly: true, LockTimeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, fs.ErrPermission) {
-			return nil, fmt.Errorf("%w (run it as root or as the service's user)", err)
+		if pe := (*fs.PathError)(nil); errors.Is(err, fs.ErrPermission) && errors.As(err, &pe) {
+			// The path once, who we are and what to do.
+			return nil, fmt.Errorf("permission denied reading %s as user %s: run it as root (sudo) or as the service's user (shopbridge)", pe.Path, userName())
 		}
 		if strings.Contains(err.Error(), "locked by another process") {
 			return nil, fmt.Errorf("the store %s is held by a running shopbridge that does not answer there: see --addr", path)
@@ -173,9 +171,18 @@ func printJournalLines(w io.Writer, rows []api.JournalRow) {
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.Local().Format("2006-01-02 15:04:05"),
-			terminal(r), r.Kind, status, took, oneLine(summary(r), 240))
+			terminal(r), r.Kind, status, took, oneLine(summary(r)+repeated(r), 240))
 	}
 	tw.Flush()
+}
+
+// repeated says how often an upstream poll was answered the same again
+// (folded into this row in the store), and until when.
+func repeated(r api.JournalRow) string {
+	if r.Repeats == 0 || r.LastTime == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (same answer %d more times, last %s)", r.Repeats, r.LastTime.Local().Format("2006-01-02 15:04:05"))
 }
 
 // terminal is the client's address and device id.
@@ -360,6 +367,9 @@ func printJournalRow(w io.Writer, r api.JournalRow) {
 		answer = strings.Join(strings.Fields(fmt.Sprintf("%d %s", r.Status, source)), " ") + " " + answer
 		answer = strings.TrimSpace(answer)
 	}
+	if rep := repeated(r); rep != "" {
+		answer += "\n" + strings.TrimSpace(rep)
+	}
 	fmt.Fprintf(w, "| %s | %s | Ответ (%s) | %s |\n", ts, client, r.Kind, answer)
 	req := map[string]any{"q": r.Path}
 	if r.Query != "" {
@@ -389,4 +399,12 @@ func pretty(raw json.RawMessage) string {
 	}
 	b, _ := json.MarshalIndent(json.RawMessage(raw), "", "")
 	return string(b)
+}
+
+// userName is the user this command runs as, for permission errors.
+func userName() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return fmt.Sprintf("uid %d", os.Getuid())
 }

@@ -17,12 +17,8 @@ import (
 	"github.com/shopbridge/shopbridge/daemon/service"
 )
 
-func init() {
-	register(&command{name: "run", usage: "run the daemon in the foreground", run: runCmd})
-}
-
-func runCmd(args []string) int {
-	cfg, err := daemon.ParseRunArgs(args)
+func cmdRun(args []string) int {
+	cfg, err := loadRunConfig(args)
 	if errors.Is(err, flag.ErrHelp) {
 		runHelp("run", "", runAbout).help(os.Stdout)
 		return 0
@@ -89,7 +85,7 @@ a flag beats the environment, which beats the file, which beats the default.`
 // runHelp is the help of a command that takes the flags of run.
 func runHelp(cmd, args, about string) *cmdFlags {
 	c := newFlags(cmd, args, about)
-	c.more, c.moreTitle = daemon.RunFlags(), "Flags:"
+	c.more, c.moreTitle = runFlags(), "Flags:"
 	if cmd != "run" {
 		c.moreTitle = "Flags of shopbridge run, kept for the service:"
 	}
@@ -99,7 +95,7 @@ func runHelp(cmd, args, about string) *cmdFlags {
 // runUsageError reports a bad run flag, environment variable or config
 // file in one line and returns exit code 2.
 func runUsageError(cmd string, err error) int {
-	var ue *daemon.UsageError
+	var ue *usageError
 	if errors.As(err, &ue) && ue.Syntax() {
 		return usageFail(cmd, err.Error())
 	}

@@ -8,7 +8,9 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -21,20 +23,12 @@ import (
 // Exit codes of "shopbridge status", one per state, so scripts need not
 // parse the text. 3 and 4 follow the LSB init script status codes.
 const (
-	exitRunning      = 0
-	exitStopped      = 3
-	exitNotInstalled = 4
+	exitRunning      = 0 // a daemon answers (as the service or run by hand)
+	exitCannotTell   = 1 // no daemon answers and the service manager cannot tell
+	exitStopped      = 3 // no daemon answers; the service is installed and stopped
+	exitNotInstalled = 4 // no daemon answers; no service is installed
+	exitNoAnswer     = 5 // the service manager says it runs, but no daemon answers
 )
-
-func init() {
-	register(&command{name: "install", usage: "install the OS service running \"run\" with the given run flags", run: cmdInstall})
-	register(&command{name: "uninstall", usage: "remove the OS service; refuses while receipts wait in the outbox", run: cmdUninstall})
-	register(&command{name: "start", usage: "start the OS service", run: controlCmd("start", "Starts the installed service.", service.Start)})
-	register(&command{name: "stop", usage: "stop the OS service", run: controlCmd("stop", "Stops the service; receipts in the outbox stay on disk.", service.Stop)})
-	register(&command{name: "restart", usage: "restart the OS service (after editing the config file)", run: controlCmd("restart", "Restarts the service, e.g. after editing its config file.", service.Restart)})
-	register(&command{name: "status", usage: "print the service state and the daemon's sync state (exit 0 running, 3 stopped, 4 not installed)", run: cmdStatus})
-	register(&command{name: "service-hook", usage: "setup|teardown: used by the Windows installer", run: cmdServiceHook})
-}
 
 const installAbout = `Installs the OS service (systemd on Linux, the service control manager on
 Windows) that runs "shopbridge run --service" with the run flags given here,
@@ -64,16 +58,16 @@ func cmdInstall(args []string) int {
 		fmt.Fprintf(os.Stderr, "shopbridge install: %v\n", err)
 		return 2
 	}
-	cfg, err := daemon.ParseRunArgs(runArgs)
+	cfg, err := loadRunConfig(runArgs)
 	if err != nil {
 		return runUsageError("install", err)
 	}
-	port, err := listenPort(cfg.Listen)
+	ports, err := tcpPorts(cfg)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "shopbridge install: --listen %q: %v\n", cfg.Listen, err)
+		fmt.Fprintf(os.Stderr, "shopbridge install: %v\n", err)
 		return 2
 	}
-	spec := service.Spec{Args: runArgs, Port: port, DataDir: cfg.DataDir}
+	spec := service.Spec{Args: runArgs, Ports: ports, DataDir: cfg.DataDir}
 	if err := service.Install(spec); err != nil {
 		fmt.Fprintf(os.Stderr, "shopbridge install: %v\n", err)
 		return 1
@@ -87,7 +81,11 @@ func cmdInstall(args []string) int {
 		fmt.Fprintf(os.Stderr, "shopbridge install: installed, but %v\n", err)
 		return 1
 	}
-	fmt.Printf("started; terminals reach it on port %d\n", port)
+	if len(ports) > 1 {
+		fmt.Printf("started; terminals reach it on port %d, the console from other PCs on https port %d\n", ports[0], ports[1])
+	} else {
+		fmt.Printf("started; terminals reach it on port %d\n", ports[0])
+	}
 	return 0
 }
 
@@ -126,6 +124,25 @@ func listenPort(listen string) (int, error) {
 		return 0, err
 	}
 	return strconv.Atoi(p)
+}
+
+// tcpPorts are the TCP ports other PCs reach the daemon on: --listen's
+// (the registers, the console on this PC) and, unless it is off,
+// --https-listen's (the console from other PCs).
+func tcpPorts(cfg daemon.Config) ([]int, error) {
+	port, err := listenPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %q: %w", cfg.Listen, err)
+	}
+	ports := []int{port}
+	if cfg.HTTPSListen != "" {
+		p, err := listenPort(cfg.HTTPSListen)
+		if err != nil {
+			return nil, fmt.Errorf("--https-listen %q: %w", cfg.HTTPSListen, err)
+		}
+		ports = append(ports, p)
+	}
+	return ports, nil
 }
 
 const uninstallAbout = `Stops and removes the OS service; the data directory stays. Refuses while
@@ -178,13 +195,9 @@ func cmdUninstall(args []string) int {
 // waitingReceipts counts the outbox of the installed service: from the
 // running daemon's status endpoint, else from its store, read-only.
 func waitingReceipts() (n int, where string, err error) {
-	args, err := service.InstalledArgs()
+	cfg, err := installedConfig()
 	if err != nil {
 		return 0, "", err
-	}
-	cfg, err := daemon.ParseRunArgs(args)
-	if err != nil {
-		return 0, "", fmt.Errorf("the installed service's flags: %w", err)
 	}
 	base := loopbackURL(cfg.Listen)
 	n, errHTTP := outboxFromDaemon(base)
@@ -226,7 +239,7 @@ func outboxFromDaemon(base string) (int, error) {
 	return *st.Outbox, nil
 }
 
-func controlCmd(name, about string, f func() error) func([]string) int {
+func cmdControl(name, about string, f func() error) func([]string) int {
 	return func(args []string) int {
 		if ok, code := noFlags(name, about, args); !ok {
 			return code
@@ -239,10 +252,22 @@ func controlCmd(name, about string, f func() error) func([]string) int {
 	}
 }
 
-const statusAbout = `Prints the state of the OS service, then the running daemon's own: upstream
-online or offline and since when, the last pull and push, the outbox and
-receipts the upstream refused (parked). Exit status: 0 running, 3 stopped,
-4 not installed, 1 when the service manager cannot tell.`
+const statusAbout = `Asks the running daemon (as the service or started by hand) for its state:
+the store if it cannot write, upstream online or offline and since when, the
+last pull and push, the receipts waiting in the outbox and those the
+upstream refused (parked), bills paid twice, the registers seen with when,
+and the console's URL. Lists are cut after a few items; shopbridge outbox
+list and shopbridge parked list show them all. Then the OS service's state.
+
+Exit status:
+  0  a daemon answers (the service, or one started by hand)
+  1  no daemon answers, and the service manager cannot tell (e.g. systemd
+     is not running on this machine)
+  3  no daemon answers; the service is installed and stopped
+  4  no daemon answers; no service is installed
+  5  the service manager says the service runs, but no daemon answers at
+     the address (still starting, hung, or listening elsewhere: see --addr)
+  2  bad usage`
 
 func cmdStatus(args []string) int {
 	c := newFlags("status", "", statusAbout)
@@ -253,31 +278,82 @@ func cmdStatus(args []string) int {
 	if len(c.positional()) > 0 {
 		return c.fail("unexpected argument %q", c.positional()[0])
 	}
-	st, serr := service.Status()
-	if serr != nil {
-		// The service manager could not say (e.g. a unit file without a
-		// running systemd); the daemon may still answer for itself.
-		fmt.Printf("service: unknown (%v)\n", serr)
-	} else {
-		fmt.Printf("service: %s\n", st)
-	}
-	// The daemon itself answers whether it runs as a service or in the
-	// foreground: upstream, outbox, parked receipts.
 	base := d.url()
-	if err := printDaemonStatus(os.Stdout, base); err != nil {
-		fmt.Printf("daemon: %v\n", err)
-	}
-	if serr != nil {
-		return 1
-	}
-	switch st {
-	case service.Running:
+	st, derr := fetchStatus(base)
+	svc, serr := service.Status()
+	if derr == nil {
+		// The daemon answers for itself, whether it runs as the service
+		// or by hand: that is the state the registers meet.
+		writeDaemonStatus(os.Stdout, st, time.Now())
+		fmt.Printf("service:    %s\n", serviceLine(svc, serr, true))
 		return exitRunning
-	case service.Stopped:
+	}
+	var unreachable *unreachableError
+	if !errors.As(derr, &unreachable) {
+		// It answers, but not with its status (a token it wants, say).
+		fmt.Printf("daemon:     answers, but %v\n", derr)
+		fmt.Printf("service:    %s\n", serviceLine(svc, serr, true))
+		return exitRunning
+	}
+	fmt.Printf("daemon:     none answers: %v\n", derr)
+	fmt.Printf("service:    %s\n", serviceLine(svc, serr, false))
+	switch {
+	case serr != nil:
+		return exitCannotTell
+	case svc == service.Running:
+		return exitNoAnswer
+	case svc == service.Stopped:
 		return exitStopped
 	default:
 		return exitNotInstalled
 	}
+}
+
+// serviceLine is the service's state in words; answering tells whether a
+// daemon answered above.
+func serviceLine(svc service.State, err error, answering bool) string {
+	if err != nil {
+		line := fmt.Sprintf("the service manager cannot tell (%v)", err)
+		if noSystemd() {
+			line = "the service manager cannot tell: systemd is not running on this machine"
+			if !answering {
+				line += "; start the daemon by hand: " + byHandCommand()
+			}
+		}
+		return line
+	}
+	switch {
+	case svc == service.NotInstalled && answering:
+		return "not installed as a service (running by hand)"
+	case svc == service.NotInstalled:
+		return "not installed; start the daemon by hand with shopbridge run, or install the service with shopbridge install"
+	case svc == service.Stopped && answering:
+		return fmt.Sprintf("installed (%s), stopped: the daemon above runs by hand", service.Platform())
+	case svc == service.Stopped:
+		return fmt.Sprintf("installed (%s), stopped; start it with shopbridge start", service.Platform())
+	case answering:
+		return fmt.Sprintf("running (%s)", service.Platform())
+	default:
+		return fmt.Sprintf("running (%s), but no daemon answers at the address above: still starting, hung, or listening elsewhere (see --addr)", service.Platform())
+	}
+}
+
+// noSystemd: a Linux machine whose init is not systemd (a container, WSL,
+// sysvinit): the unit the package installs does nothing there.
+func noSystemd() bool {
+	if runtime.GOOS != "linux" {
+		return false
+	}
+	_, err := os.Stat("/run/systemd/system")
+	return err != nil
+}
+
+// byHandCommand starts the packaged daemon as the unit would.
+func byHandCommand() string {
+	if _, err := user.Lookup("shopbridge"); err == nil {
+		return "runuser -u shopbridge -- shopbridge run (as root)"
+	}
+	return "shopbridge run"
 }
 
 // cmdServiceHook finishes (setup) or undoes (teardown) the service the
@@ -293,15 +369,15 @@ func cmdServiceHook(args []string) int {
 	}
 	switch action := c.positional()[0]; action {
 	case "setup":
-		port := 8480
-		if runArgs, err := service.InstalledArgs(); err == nil {
-			if cfg, err := daemon.ParseRunArgs(runArgs); err == nil {
-				if p, err := listenPort(cfg.Listen); err == nil {
-					port = p
-				}
+		// The installed service's ports; the defaults when its flags
+		// cannot be read (the service then fails to start and says why).
+		ports := []int{8480, daemon.DefaultHTTPSPort}
+		if cfg, err := installedConfig(); err == nil {
+			if p, err := tcpPorts(cfg); err == nil {
+				ports = p
 			}
 		}
-		if err := service.Setup(port); err != nil {
+		if err := service.Setup(ports...); err != nil {
 			fmt.Fprintf(os.Stderr, "shopbridge service-hook setup: %v\n", err)
 			return 1
 		}

@@ -92,8 +92,18 @@ func TestOutboxFromDaemon(t *testing.T) {
 
 func TestServiceCommandsUsage(t *testing.T) {
 	for _, args := range [][]string{{"start", "x"}, {"status", "x"}, {"uninstall", "--bogus"}, {"uninstall", "x"}, {"service-hook"}, {"service-hook", "other"}} {
-		if code := commands[args[0]].run(args[1:]); code != 2 {
+		if code := mustLookup(t, args[0]).run(args[1:]); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
 		}
 	}
+}
+
+// mustLookup is the command called name, or the test fails.
+func mustLookup(t *testing.T, name string) command {
+	t.Helper()
+	c, ok := lookup(name)
+	if !ok {
+		t.Fatalf("no command %q", name)
+	}
+	return c
 }

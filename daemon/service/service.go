@@ -73,8 +73,9 @@ type Spec struct {
 	Args []string
 	// Executable is the binary to run; empty means this one.
 	Executable string
-	// Port is the TCP port terminals reach (Windows firewall rule).
-	Port int
+	// Ports are the TCP ports other PCs reach: the terminal API and the
+	// HTTPS console (Windows firewall rules).
+	Ports []int
 	// DataDir is the store directory when it is not the default one
 	// (made writable in the Linux unit's sandbox).
 	DataDir string

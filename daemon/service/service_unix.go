@@ -213,7 +213,7 @@ func Run(p Program) error {
 
 // Setup finishes a service registered by the Windows installer; there is
 // nothing to do elsewhere.
-func Setup(port int) error { return errors.New("service setup is only for the Windows installer") }
+func Setup(ports ...int) error { return errors.New("service setup is only for the Windows installer") }
 
 // Teardown undoes Setup; there is nothing to do outside Windows.
 func Teardown() error { return errors.New("service teardown is only for the Windows installer") }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -63,15 +64,16 @@ func Install(spec Spec) error {
 	if err := s.Install(); err != nil {
 		return fmt.Errorf("install %s: %w", Name, err)
 	}
-	return Setup(spec.Port)
+	return Setup(spec.Ports...)
 }
 
 // Setup finishes a registered service: recovery actions (also when the
 // daemon exits with an error instead of crashing), delayed automatic
-// start, the Event Log source and the firewall rules. The .msi, which
+// start, the Event Log source and the firewall rules for the TCP ports
+// (the terminal API, the HTTPS console) and mDNS. The .msi, which
 // registers the service itself, runs it through "shopbridge service-hook
 // setup".
-func Setup(port int) error {
+func Setup(ports ...int) error {
 	m, err := mgr.Connect()
 	if err != nil {
 		return fmt.Errorf("service manager: %w", err)
@@ -112,10 +114,10 @@ func Setup(port int) error {
 		return fmt.Errorf("event log source: %w", err)
 	}
 	exe := exePath(cmdline)
-	if err := addFirewallRules(exe, port); err != nil {
+	if err := addFirewallRules(exe, ports); err != nil {
 		// The service works without them on this machine; say what
 		// other machines will miss rather than fail the install.
-		log.Warn("firewall rules not added: registers on the LAN may not reach the service", "port", port, "err", err)
+		log.Warn("firewall rules not added: registers and the console on the LAN may not reach the service", "ports", ports, "err", err)
 	}
 	return nil
 }
@@ -242,11 +244,17 @@ func netsh(args string) error {
 	return nil
 }
 
-func addFirewallRules(exe string, port int) error {
+func addFirewallRules(exe string, ports []int) error {
 	_ = deleteFirewallRules()
 	common := fmt.Sprintf(`name="%s" dir=in action=allow enable=yes profile=any program="%s"`, firewallRule, exe)
-	if err := netsh(fmt.Sprintf(`advfirewall firewall add rule %s protocol=TCP localport=%d description="shopbridge terminal API"`, common, port)); err != nil {
-		return err
+	if len(ports) > 0 {
+		list := make([]string, len(ports))
+		for i, p := range ports {
+			list[i] = strconv.Itoa(p)
+		}
+		if err := netsh(fmt.Sprintf(`advfirewall firewall add rule %s protocol=TCP localport=%s description="shopbridge terminal API and console"`, common, strings.Join(list, ","))); err != nil {
+			return err
+		}
 	}
 	return netsh(fmt.Sprintf(`advfirewall firewall add rule %s protocol=UDP localport=%d description="shopbridge discovery (mDNS)"`, common, mdnsPort))
 }

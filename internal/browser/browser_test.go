@@ -3,7 +3,6 @@ package browser_test
 import (
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,13 +14,7 @@ import (
 // TestStartStop loads a page from a loopback server, reads what the page's
 // script wrote, and checks that Stop leaves no chromium process behind.
 func TestStartStop(t *testing.T) {
-	path := browser.Path()
-	if path == "" {
-		if os.Getenv("SHOPBRIDGE_STRICT") == "1" {
-			t.Fatal("chromium not found and SHOPBRIDGE_STRICT=1 (apt-get install -y chromium)")
-		}
-		t.Skip("browser test skipped: no chromium on PATH (apt-get install -y chromium)")
-	}
+	path := browser.Need(t)
 	langs := make(chan string, 10)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {

@@ -26,5 +26,15 @@ if [ -d /run/systemd/system ]; then
 		systemctl enable shopbridge.service >/dev/null 2>&1 || true
 		systemctl start shopbridge.service || echo "shopbridge: the service did not start; see journalctl -u shopbridge" >&2
 	fi
+else
+	# No systemd running (a container, WSL, another init): the unit does
+	# nothing here. Say so, and how to run it by hand.
+	echo "shopbridge: systemd is not running on this machine, so the shopbridge service was not started."
+	if [ "$upgrade" = yes ]; then
+		echo "shopbridge: if you run it by hand, restart it to run the new version."
+	fi
+	echo "shopbridge: start it by hand (as root, in a terminal that stays open):"
+	echo "shopbridge:     runuser -u shopbridge -- /usr/bin/shopbridge run"
+	echo "shopbridge: it reads /etc/shopbridge/shopbridge.toml; check it with: shopbridge status"
 fi
 exit 0

@@ -75,17 +75,28 @@ func main() {
 	}
 	failed := false
 	for _, lat := range lats {
-		if *bills == 0 {
-			break
+		for _, mc := range mcs {
+			if *bills == 0 {
+				break
+			}
+			m, err := mirror(*bills, lat, mc)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench: mirror: %v\n", err)
+				failed = true
+				continue
+			}
+			fmt.Printf("sync mirror   bills=%-6d latency=%-5v upstream=%s  %8.3f s  (%d bills stored, %.0f bills/s; %d calls refused of %d bill calls, %.2f%%; peak %d calls at once; %.1f bills a store commit; load %s)\n",
+				*bills, lat, upstreamName(mc), m.d.Seconds(), m.stored, float64(m.stored)/m.d.Seconds(),
+				m.refused, m.calls, 100*m.refusedFraction(), m.peak, float64(m.stored)/float64(max(m.commits, 1)), loadavg())
+			if lat == 50*time.Millisecond && mc == 0 && *bills >= 10000 {
+				fmt.Printf("sync goal     mirror bills=%d latency=%v upstream=%s: %.1f s (goal < 15 s for 10,000: %s)\n",
+					*bills, lat, upstreamName(mc), m.d.Seconds(), met(m.d < 15*time.Second))
+			}
+			if mc > 0 {
+				fmt.Printf("sync goal     mirror bills=%d latency=%v upstream=%s: peak %d calls at once, %.2f%% of bill calls refused (goal < 5%%: %s)\n",
+					*bills, lat, upstreamName(mc), m.peak, 100*m.refusedFraction(), met(m.refusedFraction() < 0.05))
+			}
 		}
-		d, n, err := mirror(*bills, lat)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "bench: mirror: %v\n", err)
-			failed = true
-			continue
-		}
-		fmt.Printf("sync mirror   bills=%-6d latency=%-5v  %8.3f s  (%d bills stored, %.0f bills/s)\n",
-			*bills, lat, d.Seconds(), n, float64(n)/d.Seconds())
 	}
 	var runs []drained
 	for _, lat := range lats {
@@ -202,38 +213,69 @@ func openStore() (*storage.Store, func(), error) {
 	return st, func() { st.Close(); os.RemoveAll(dir) }, nil
 }
 
-// mirror times a first pull of n open bills into an empty store.
-func mirror(n int, latency time.Duration) (time.Duration, int, error) {
-	sim, err := crmsim.Open(crmsim.Config{Data: crmsim.Generate(n, time.Now()), Latency: latency, Logger: quiet()})
+// mirrored is one mirror's figures.
+type mirrored struct {
+	d       time.Duration
+	stored  int
+	calls   int64  // bill calls that reached the simulator
+	refused int64  // calls refused for max-concurrent (all kinds)
+	peak    int    // most calls open at the simulator at once
+	commits uint64 // store commits during the mirror
+}
+
+func (m mirrored) refusedFraction() float64 {
+	if m.calls == 0 {
+		return 0
+	}
+	return float64(m.refused) / float64(m.calls)
+}
+
+// mirror times a first pull of n open bills into an empty store, from an
+// upstream with the latency that answers 429 above maxConc calls at once
+// (0: no limit).
+func mirror(n int, latency time.Duration, maxConc int) (mirrored, error) {
+	var m mirrored
+	sim, err := crmsim.Open(crmsim.Config{Data: crmsim.Generate(n, time.Now()), Latency: latency, MaxConcurrent: maxConc, Logger: quiet()})
 	if err != nil {
-		return 0, 0, err
+		return m, err
 	}
 	defer sim.Close()
 	st, done, err := openStore()
 	if err != nil {
-		return 0, 0, err
+		return m, err
 	}
 	defer done()
+	commits := st.Commits()
 	s := upsync.New(upsync.Config{URL: sim.URL(), Interval: time.Hour, Logger: quiet()}, st)
 	start := time.Now()
 	if err := s.Open(context.Background()); err != nil {
-		return 0, 0, err
+		return m, err
 	}
 	defer s.Close()
 	deadline := start.Add(5 * time.Minute)
 	for {
-		stats, err := st.Stats()
-		if err != nil {
-			return 0, 0, err
-		}
-		if stored := countBodies(st); stored >= n && stats.OpenBills >= n {
-			return time.Since(start), stored, nil
+		// Counting stored bodies reads the whole store: do it only once
+		// the simulator has answered a bill call per bill, so the poll
+		// does not take the CPU the mirror needs.
+		if sim.Counters()[crmsim.KindBill] >= int64(n) {
+			stats, err := st.Stats()
+			if err != nil {
+				return m, err
+			}
+			if stored := countBodies(st); stored >= n && stats.OpenBills >= n {
+				m.d, m.stored = time.Since(start), stored
+				break
+			}
 		}
 		if time.Now().After(deadline) {
-			return 0, 0, fmt.Errorf("%d of %d bills after 5 minutes", countBodies(st), n)
+			return m, fmt.Errorf("%d of %d bills after 5 minutes", countBodies(st), n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	m.commits = st.Commits() - commits
+	m.calls = sim.Counters()[crmsim.KindBill]
+	m.peak, m.refused = sim.Concurrency()
+	return m, nil
 }
 
 func countBodies(st *storage.Store) int {

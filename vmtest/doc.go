@@ -21,7 +21,7 @@
 //	SHOPBRIDGE_STRICT=1       fail instead of skipping when something is missing (CI)
 //	SHOPBRIDGE_VM_KERNEL=DIR  an unpacked Debian linux-image package to use
 //	                          (default: fetched into the user cache directory)
-//	SHOPBRIDGE_VM_ACCEL=A     kvm or tcg (default: kvm, tcg where /dev/kvm is PVM)
+//	SHOPBRIDGE_VM_ACCEL=A     kvm or tcg (default: kvm; tcg without /dev/kvm or where it is PVM)
 //	SHOPBRIDGE_VM_BOOT=B      cold (a full boot after each cut) or resume (resume a
 //	                          snapshot taken before the kernel touched the disk);
 //	                          default: cold with kvm, resume with tcg

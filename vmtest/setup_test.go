@@ -70,6 +70,24 @@ func need(t testing.TB, ok bool, format string, args ...any) {
 	t.Skipf("skipped: %s", msg)
 }
 
+// defaultAccel is KVM where /dev/kvm can run Debian's kernel, and CPU
+// emulation (TCG) elsewhere, with why: the same guest and the same checks,
+// only slower.
+func defaultAccel() (accel, why string) {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return "tcg", fmt.Sprintf("no usable /dev/kvm (%v): emulating the CPU (TCG)", err)
+	}
+	f.Close()
+	if _, err := os.Stat("/sys/module/kvm_pvm"); err == nil {
+		// PVM (nested virtualization in software) cannot run an
+		// unmodified kernel: it stops on instructions it does not
+		// emulate (cmpxchg16b, xrstor) and takes minutes to boot.
+		return "tcg", "/dev/kvm is PVM (kvm_pvm), which runs an unmodified Debian kernel far slower than emulation: using TCG"
+	}
+	return "kvm", ""
+}
+
 // rig is what a guest needs, found or built once per test.
 type rig struct {
 	accel, bootMode string
@@ -90,16 +108,10 @@ func setup(t *testing.T) *rig {
 	r.accel = os.Getenv("SHOPBRIDGE_VM_ACCEL")
 	switch r.accel {
 	case "":
-		f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-		need(t, err == nil, "needs /dev/kvm for a virtual machine (%v); SHOPBRIDGE_VM_ACCEL=tcg runs it emulated", err)
-		f.Close()
-		r.accel = "kvm"
-		if _, err := os.Stat("/sys/module/kvm_pvm"); err == nil {
-			// PVM (nested virtualization in software) cannot run an
-			// unmodified kernel: it stops on instructions it does not
-			// emulate (cmpxchg16b, xrstor) and takes minutes to boot.
-			t.Log("/dev/kvm is PVM (kvm_pvm), which runs an unmodified Debian kernel far slower than emulation: using TCG")
-			r.accel = "tcg"
+		var why string
+		r.accel, why = defaultAccel()
+		if why != "" {
+			t.Log(why)
 		}
 	case "kvm", "tcg":
 	default:

@@ -82,33 +82,29 @@ func foldRepeats(tx *bolt.Tx, entries []shopbridge.JournalEntry, seq, first uint
 	if rep == nil || !foldPolls {
 		return entries, nil
 	}
-	var keep []shopbridge.JournalEntry
+	// keep is entries itself until the first fold: a batch of terminal
+	// calls (the usual one, thousands under load) is not copied.
+	keep, kept := entries, 0
 	for i := range entries {
 		e := &entries[i]
-		key := pollKey(e)
-		if key == "" {
-			keep = append(keep, *e)
-			continue
-		}
-		pk := append([]byte{'p'}, key...)
-		sum := answerHash(e)
-		if v := rep.Get(pk); len(v) == 40 && string(v[8:]) == string(sum[:]) {
-			prev := binary.BigEndian.Uint64(v[:8])
-			// One of this batch's is always there; an older one unless pruned.
-			if prev > seq || prev >= first {
-				n, _ := readRepeat(rep, prev)
-				if err := rep.Put(repeatKey(prev), repeatValue(n+1, e.Time)); err != nil {
-					return nil, err
+		if key := pollKey(e); key != "" {
+			folded, err := foldPoll(rep, e, key, seq+uint64(kept)+1, seq, first)
+			if err != nil {
+				return nil, err
+			}
+			if folded {
+				if kept == i {
+					keep = append(make([]shopbridge.JournalEntry, 0, len(entries)-1), entries[:i]...)
 				}
 				continue
 			}
 		}
-		keep = append(keep, *e)
-		v := binary.BigEndian.AppendUint64(nil, seq+uint64(len(keep)))
-		if err := rep.Put(pk, append(v, sum[:]...)); err != nil {
-			return nil, err
+		if kept != i {
+			keep = append(keep, *e)
 		}
+		kept++
 	}
+	keep = keep[:kept]
 	// Repeat records of pruned entries go, a bounded number per append
 	// (collected first: deleting under a cursor skips keys).
 	var stale [][]byte
@@ -125,6 +121,24 @@ func foldRepeats(tx *bolt.Tx, entries []shopbridge.JournalEntry, seq, first uint
 		}
 	}
 	return keep, nil
+}
+
+// foldPoll counts poll e, under key, on the newest entry of the same poll
+// when e's answer is that entry's, and reports whether it did; otherwise e
+// becomes the poll's newest entry, as sequence number next.
+func foldPoll(rep *bolt.Bucket, e *shopbridge.JournalEntry, key string, next, seq, first uint64) (bool, error) {
+	pk := append([]byte{'p'}, key...)
+	sum := answerHash(e)
+	if v := rep.Get(pk); len(v) == 40 && string(v[8:]) == string(sum[:]) {
+		prev := binary.BigEndian.Uint64(v[:8])
+		// One of this batch's is always there; an older one unless pruned.
+		if prev > seq || prev >= first {
+			n, _ := readRepeat(rep, prev)
+			return true, rep.Put(repeatKey(prev), repeatValue(n+1, e.Time))
+		}
+	}
+	v := binary.BigEndian.AppendUint64(nil, next)
+	return false, rep.Put(pk, append(v, sum[:]...))
 }
 
 func repeatValue(n uint64, last time.Time) []byte {

@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,5 +232,50 @@ func BenchmarkJournalDayOfPolls(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// A batch where folded polls sit among a register's calls keeps the calls
+// and the unfolded polls in their order, numbered without gaps.
+func TestJournalFoldKeepsOrderInBatch(t *testing.T) {
+	a := simAnswers(t)
+	s := openTemp(t)
+	t0 := time.Date(2026, 3, 22, 9, 0, 0, 0, time.UTC)
+	reg := func(dev string) shopbridge.JournalEntry {
+		return shopbridge.JournalEntry{Time: t0, Client: "192.168.1.20", Device: dev, Kind: "LIST", Method: "GET",
+			Path: "/api/v2/list", Status: 200, RespBody: a.list, Source: "store"}
+	}
+	if err := s.AppendJournal([]shopbridge.JournalEntry{poll("UPSTREAM_LIST", "", a.list, t0)}); err != nil {
+		t.Fatal(err)
+	}
+	batch := []shopbridge.JournalEntry{
+		reg("r1"), reg("r2"),
+		poll("UPSTREAM_LIST", "", a.list, t0.Add(time.Second)), // folds
+		reg("r3"),
+		poll("UPSTREAM_LIST", "", a.today, t0.Add(2*time.Second)), // a new answer: kept
+		poll("UPSTREAM_LIST", "", a.today, t0.Add(3*time.Second)), // folds into the one before
+		reg("r4"),
+	}
+	if err := s.AppendJournal(batch); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Journal(JournalQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(all) // newest first
+	var got []string
+	for i, e := range all {
+		if e.Seq != all[0].Seq+uint64(i) {
+			t.Errorf("entry %d has seq %d after %d", i, e.Seq, all[0].Seq)
+		}
+		got = append(got, e.Device+e.Kind[:1]+strconv.Itoa(e.Repeats))
+	}
+	want := "U1 r1L0 r2L0 r3L0 U1 r4L0"
+	if strings.Join(got, " ") != want {
+		t.Errorf("journal %q, want %q", strings.Join(got, " "), want)
+	}
+	if s := string(all[4].RespBody); s != string(a.today) {
+		t.Errorf("the second poll's entry has the first answer")
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,16 +22,7 @@ func TestGuestClockSkew(t *testing.T) {
 	r := setup(t)
 	dir := t.TempDir()
 	sim := startSim(t, r.shopbridge)
-	image := filepath.Join(dir, "disk.img")
-	if err := os.WriteFile(image, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(image, 128<<20); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", image).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4: %v: %s", err, out)
-	}
+	image := ext4Image(t, dir, 128<<20)
 	disk, err := ServeDisk(image, filepath.Join(dir, "nbd.sock"), 1, func(err error) { t.Errorf("disk: %v", err) })
 	if err != nil {
 		t.Fatal(err)

@@ -261,6 +261,25 @@ type powerCut struct {
 	current *guest
 }
 
+// ext4Image makes dir/disk.img, size bytes of a fresh ext4 file system
+// for a guest's disk. Inode tables and journal are written now, so the
+// guest's writes are the daemon's own (no lazy initialisation in the
+// background).
+func ext4Image(t *testing.T, dir string, size int64) string {
+	t.Helper()
+	image := filepath.Join(dir, "disk.img")
+	if err := os.WriteFile(image, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(image, size); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", image).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v: %s", err, out)
+	}
+	return image
+}
+
 // newPowerCut sets up the machine on disk (an NBD export in dir), its
 // upstream reached at sim through the test binary's relay, and the host's
 // pinning client; the guest running at the end and the disk are closed on
@@ -550,18 +569,7 @@ func TestPowerCut(t *testing.T) {
 
 	dir := t.TempDir()
 	sim := startSim(t, r.shopbridge)
-	image := filepath.Join(dir, "disk.img")
-	if err := os.WriteFile(image, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(image, 256<<20); err != nil {
-		t.Fatal(err)
-	}
-	// Inode tables and journal written now, so the guest's writes are
-	// the daemon's own (no lazy initialisation in the background).
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", image).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4: %v: %s", err, out)
-	}
+	image := ext4Image(t, dir, 256<<20)
 	disk, err := ServeDisk(image, filepath.Join(dir, "nbd.sock"), seed, func(err error) { t.Errorf("disk: %v", err) })
 	if err != nil {
 		t.Fatal(err)

@@ -200,7 +200,7 @@ func (b *backups) backup(ctx context.Context, at time.Time) (path string, size i
 	name := backupName(at)
 	final := filepath.Join(b.dir, name)
 	tmp := filepath.Join(b.dir, "."+name+".tmp")
-	if err := writeSynced(tmp, ctxReader{ctx, sn.Reader()}); err != nil {
+	if err := writeSnapshot(ctx, tmp, sn); err != nil {
 		os.Remove(tmp)
 		return "", 0, fmt.Errorf("write a backup into %s: %w", b.dir, diskAdvice(pathless(err)))
 	}
@@ -267,29 +267,15 @@ func newestBackup(dir string) (name string, t time.Time, size int64, ok bool) {
 	return name, t, size, true
 }
 
-// ctxReader ends a copy when ctx ends: a daemon that stops does not wait
-// for a backup to a slow disk to finish.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
-func writeSynced(path string, r io.Reader) error {
+// writeSnapshot writes sn to a new file at path, paced and synced
+// (Snapshot.CopyTo). It ends when ctx does: a daemon that stops does not
+// wait for a backup to a slow disk to finish.
+func writeSnapshot(ctx context.Context, path string, sn *storage.Snapshot) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(f, r)
-	if err == nil {
-		err = f.Sync()
-	}
+	err = sn.CopyTo(ctx, f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -111,6 +111,7 @@ type pageCheck struct {
 	buf    []byte
 	kinds  []PageKind      // nil: not recorded
 	stop   <-chan struct{} // closed: give up (the store closes)
+	pace   *pacer          // the live check's, in the background; nil: none
 }
 
 var errStopped = errors.New("the check was stopped")
@@ -208,6 +209,10 @@ func checkPages(r io.ReaderAt, size int64, budget int) (complete bool, err error
 
 func checkPagesAt(r io.ReaderAt, size int64, m boltMeta, budget int, stop <-chan struct{}) (complete bool, err error) {
 	c := &pageCheck{r: r, size: size, meta: m, ps: int64(m.pageSize), budget: budget, stop: stop}
+	if stop != nil {
+		// The live check (checkLive) runs beside the registers.
+		c.pace = newPacer()
+	}
 	return c.run()
 }
 
@@ -375,6 +380,9 @@ func (c *pageCheck) walk(root uint64) error {
 			return err
 		}
 		stack = append(stack, children...)
+		if c.pace != nil {
+			c.pace.add(len(p))
+		}
 	}
 	return nil
 }

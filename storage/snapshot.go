@@ -113,11 +113,11 @@ func (s *Store) Snapshot(dir string) (*Snapshot, error) {
 		return fail(err)
 	}
 	// The checksum after the transaction: it need not hold it.
-	h := sha256.New()
-	if _, err := io.Copy(h, sn.Reader()); err != nil {
+	sum, err := spoolSHA256(f, sn.Size)
+	if err != nil {
 		return fail(err)
 	}
-	copy(sn.SHA256[:], h.Sum(nil))
+	sn.SHA256 = sum
 	return sn, nil
 }
 

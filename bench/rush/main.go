@@ -12,7 +12,7 @@
 //
 //	rush -bin bin/shopbridge [-store FILE] [-registers 10] [-d 20s]
 //	     [-receipts 10000] [-bills 10000] [-latency 50ms] [-backup-rate 4MiB]
-//	     [-cpus 0] [-gomaxprocs 1]
+//	     [-cpus 0] [-gomaxprocs 1] [-slow 5ms]
 //
 // -store copies a store built by bench/mkstore into the daemon's data
 // directory first (a large store: what the backup streams, what VmHWM is
@@ -63,6 +63,7 @@ func main() {
 	backupRate := flag.Int("backup-rate", 4<<20, "bytes/s the backup's reader takes; 0: no backup")
 	cpus := flag.String("cpus", "0", "taskset CPU list for the daemon; empty: not pinned")
 	gomaxprocs := flag.Int("gomaxprocs", 1, "GOMAXPROCS of the daemon; 0: Go's default")
+	flag.DurationVar(&slowAnswer, "slow", 0, "print each answer slower than this, with when in its phase it came (0: none)")
 	flag.Parse()
 
 	dir, err := os.MkdirTemp("", "shopbridge-rush-")
@@ -134,7 +135,7 @@ func main() {
 
 	// Quiet: the registers alone (the upstream is down and probed now and then).
 	la, cpuA := loadavg(), cpuMS(pid)
-	q := reg.run(*d, nil)
+	q := reg.run("quiet", *d, nil)
 	q.report("quiet", la, cpuA, pid)
 
 	// The outage's backlog, queued before the rush (not measured).
@@ -150,7 +151,7 @@ func main() {
 	var bwg sync.WaitGroup
 	if *backupRate > 0 {
 		bwg.Add(1)
-		go func() { defer bwg.Done(); slowBackup(ctx, base, *backupRate, &backupBytes) }()
+		go func() { defer bwg.Done(); slowBackup(ctx, base, *backupRate, &backupBytes, start) }()
 	}
 	check(sim.SetFault(crmsim.Fault{}))
 	var drained, mirroredAt atomic.Int64
@@ -164,7 +165,7 @@ func main() {
 		}
 		return (drained.Load() == 0 || mirroredAt.Load() == 0) && now < *maxRush
 	}
-	r := reg.run(*d, busy)
+	r := reg.run("rush", *d, busy)
 	cancel()
 	bwg.Wait()
 	r.report("rush", la, cpuA, pid)
@@ -197,8 +198,13 @@ type registersConfig struct {
 	ids                  []string
 }
 
+// slowAnswer is -slow: answers slower than it are printed as they come.
+var slowAnswer time.Duration
+
 // phase is one phase's latencies by kind.
 type phase struct {
+	name  string
+	start time.Time
 	mu   sync.Mutex
 	lat  map[string][]time.Duration
 	errs map[string]int
@@ -215,12 +221,15 @@ func (p *phase) add(kind string, d time.Duration, err error) {
 		return
 	}
 	p.lat[kind] = append(p.lat[kind], d)
+	if slowAnswer > 0 && d > slowAnswer {
+		fmt.Printf("SLOW phase=%s at=%.3fs kind=%s ms=%.1f\n", p.name, time.Since(p.start).Seconds()-d.Seconds(), kind, float64(d.Microseconds())/1000)
+	}
 }
 
 // run runs the registers for at least d and while more reports true
 // (polled every 200 ms).
-func (c registersConfig) run(d time.Duration, more func() bool) *phase {
-	p := &phase{lat: map[string][]time.Duration{}, errs: map[string]int{}, seen: map[string]string{}}
+func (c registersConfig) run(name string, d time.Duration, more func() bool) *phase {
+	p := &phase{name: name, start: time.Now(), lat: map[string][]time.Duration{}, errs: map[string]int{}, seen: map[string]string{}}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range c.n {
@@ -418,7 +427,7 @@ func outbox(base string) int {
 
 // slowBackup reads /admin/api/backup at rate bytes/s until it ends or ctx
 // does, as a backup to a slow disk or over a slow link would.
-func slowBackup(ctx context.Context, base string, rate int, n *atomic.Int64) {
+func slowBackup(ctx context.Context, base string, rate int, n *atomic.Int64, phaseStart time.Time) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/admin/api/backup", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -432,6 +441,7 @@ func slowBackup(ctx context.Context, base string, rate int, n *atomic.Int64) {
 		fmt.Printf("rush: backup answered %d\n", resp.StatusCode)
 		return
 	}
+	fmt.Printf("rush: backup's snapshot ready (headers) at %.3f s into the rush\n", time.Since(phaseStart).Seconds())
 	buf := make([]byte, 64<<10)
 	start := time.Now()
 	for ctx.Err() == nil {

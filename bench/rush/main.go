@@ -205,11 +205,11 @@ var slowAnswer time.Duration
 type phase struct {
 	name  string
 	start time.Time
-	mu   sync.Mutex
-	lat  map[string][]time.Duration
-	errs map[string]int
-	seen map[string]string // a sample error by kind
-	d    time.Duration
+	mu    sync.Mutex
+	lat   map[string][]time.Duration
+	errs  map[string]int
+	seen  map[string]string // a sample error by kind
+	d     time.Duration
 }
 
 func (p *phase) add(kind string, d time.Duration, err error) {

@@ -399,7 +399,7 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 // RFC 9530's Repr-Digest): a client tells a complete snapshot from a cut
 // one by both.
 func (s *Server) backup(w http.ResponseWriter, r *http.Request, _ httprouter.Params) error {
-	sn, err := s.cfg.Store.Snapshot(filepath.Dir(s.cfg.Store.Path()))
+	sn, err := s.cfg.Store.Snapshot(r.Context(), filepath.Dir(s.cfg.Store.Path()))
 	if err != nil {
 		// Nothing sent yet: an error status, not a 200 with an empty file.
 		s.logger.Warn("backup refused", "err", err)

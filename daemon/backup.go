@@ -192,7 +192,7 @@ func (b *backups) backup(ctx context.Context, at time.Time) (path string, size i
 			return "", 0, fmt.Errorf("the backup folder %s is not a folder", b.dir)
 		}
 	}
-	sn, err := b.store.Snapshot(filepath.Dir(b.store.Path()))
+	sn, err := b.store.Snapshot(ctx, filepath.Dir(b.store.Path()))
 	if err != nil {
 		return "", 0, err
 	}

@@ -44,3 +44,18 @@ func (d pageDropper) drop(b []byte) {
 	}
 	unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_DONTNEED)
 }
+
+// trimMapped gives back to the kernel every page of the store the daemon
+// has mapped in (pageDropper's drop, for the whole store). Inside a read
+// transaction, so that bbolt cannot remap the file meanwhile: advised
+// after a remap, the old range could be memory of the heap's.
+func (s *Store) trimMapped() {
+	_ = s.view(func(tx *bolt.Tx) error {
+		info := s.db.Info()
+		if info.Data == 0 || tx.Size() == 0 {
+			return nil
+		}
+		unix.Syscall(unix.SYS_MADVISE, info.Data, uintptr(tx.Size()), unix.MADV_DONTNEED)
+		return nil
+	})
+}

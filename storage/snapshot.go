@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -75,8 +76,11 @@ func spoolReserve(size int64) int64 { return max(64<<20, size/10) }
 // (normally the data directory: fast, and no fsync is needed). It refuses,
 // before writing anything, when dir lacks room for the copy plus a reserve
 // left for the store (EUNAVAILABLE, naming the sizes), and removes what it
-// wrote when the disk fills meanwhile.
-func (s *Store) Snapshot(dir string) (*Snapshot, error) {
+// wrote when the disk fills meanwhile. It stops, removing what it wrote,
+// when ctx ends or the store closes: the copy of a large store takes
+// tens of seconds (it gives way to the registers), and a daemon that
+// stops does not wait for it.
+func (s *Store) Snapshot(ctx context.Context, dir string) (*Snapshot, error) {
 	spoolMu.Lock()
 	defer spoolMu.Unlock()
 	removeStaleSpools(dir)
@@ -106,14 +110,14 @@ func (s *Store) Snapshot(dir string) (*Snapshot, error) {
 		sn.TakenAt = time.Now()
 		sn.Counts = countsOf(tx)
 		var err error
-		sn.Size, err = tx.WriteTo(newSpoolWriter(f))
+		sn.Size, err = tx.WriteTo(newSpoolWriter(ctx, s.closing, f))
 		return err
 	})
 	if err != nil {
 		return fail(err)
 	}
 	// The checksum after the transaction: it need not hold it.
-	sum, err := spoolSHA256(f, sn.Size)
+	sum, err := spoolSHA256(ctx, s.closing, f, sn.Size)
 	if err != nil {
 		return fail(err)
 	}

@@ -58,7 +58,7 @@ func TestSnapshotCopiesTheStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := t.TempDir()
-			sn, err := s.Snapshot(dir)
+			sn, err := s.Snapshot(context.Background(), dir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,7 +103,7 @@ func TestSpoolCopiesByRange(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	w := newSpoolWriter(f)
+	w := newSpoolWriter(context.Background(), nil, f)
 	var n int64
 	if err := s.view(func(tx *bolt.Tx) (err error) { n, err = tx.WriteTo(w); return err }); err != nil {
 		t.Fatal(err)
@@ -117,7 +117,7 @@ func TestSpoolCopiesByRange(t *testing.T) {
 // context's error.
 func TestSnapshotCopyToStops(t *testing.T) {
 	s := snapshotStore(t)
-	sn, err := s.Snapshot(t.TempDir())
+	sn, err := s.Snapshot(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,4 +144,22 @@ func readAll(t *testing.T, sn *Snapshot) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// TestSnapshotStops: a snapshot whose context has ended stops with its
+// error and leaves no spool behind.
+func TestSnapshotStops(t *testing.T) {
+	s := snapshotStore(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if sn, err := s.Snapshot(ctx, dir); !errors.Is(err, context.Canceled) {
+		if sn != nil {
+			sn.Close()
+		}
+		t.Fatalf("Snapshot with its context ended: %v, want context.Canceled", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, SpoolPrefix+"*")); len(left) > 0 {
+		t.Errorf("spools left behind: %v", left)
+	}
 }

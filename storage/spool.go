@@ -14,6 +14,8 @@ import (
 // kernel where it can), sending it on to the disk as it goes (writeback)
 // and pausing between chunks for the registers (pacer).
 type spoolWriter struct {
+	ctx     context.Context // ended: the copy stops
+	stop    <-chan struct{} // closed: the copy stops (the store closes)
 	f       *os.File
 	written int64
 	wb      *writeback
@@ -24,8 +26,8 @@ type spoolWriter struct {
 	ranged      int64 // bytes ReadFrom copied by range (the rest by io.Copy)
 }
 
-func newSpoolWriter(f *os.File) *spoolWriter {
-	return &spoolWriter{f: f, wb: newWriteback(f), pace: newPacer(), readThrough: !kernelCopy}
+func newSpoolWriter(ctx context.Context, stop <-chan struct{}, f *os.File) *spoolWriter {
+	return &spoolWriter{ctx: ctx, stop: stop, f: f, wb: newWriteback(f), pace: newPacer(), readThrough: !kernelCopy}
 }
 
 // kernelCopy is off in tests of the read-through copy.
@@ -51,7 +53,7 @@ func (w *spoolWriter) ReadFrom(r io.Reader) (int64, error) {
 	if !ok {
 		return io.Copy(struct{ io.Writer }{w}, r) // the struct hides ReadFrom
 	}
-	total, err := w.copyFrom(context.Background(), src, off, n)
+	total, err := w.copyFrom(src, off, n)
 	w.ranged += total
 	// Leave r where a read through it would have left it.
 	lr := r.(*io.LimitedReader)
@@ -63,11 +65,11 @@ func (w *spoolWriter) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // copyFrom copies n bytes of src from off, a chunk at a time, until done
-// or ctx ends.
-func (w *spoolWriter) copyFrom(ctx context.Context, src *os.File, off, n int64) (int64, error) {
+// or stopped.
+func (w *spoolWriter) copyFrom(src *os.File, off, n int64) (int64, error) {
 	var total int64
 	for total < n {
-		if err := ctx.Err(); err != nil {
+		if err := w.stopped(); err != nil {
 			return total, err
 		}
 		m, err := w.copyRange(src, off+total, int(min(n-total, paceChunk)))
@@ -83,12 +85,22 @@ func (w *spoolWriter) copyFrom(ctx context.Context, src *os.File, off, n int64) 
 	return total, nil
 }
 
+func (w *spoolWriter) stopped() error {
+	select {
+	case <-w.stop:
+		return errClosing
+	default:
+		return w.ctx.Err()
+	}
+}
+
 // CopyTo writes the snapshot to f (at its offset, normally a new file) as
 // the spool was written, a chunk at a time at the disk's gentle pace and
 // pausing for the registers, and syncs it: a scheduled backup of a large
-// store does not stall receipts by dirtying the whole store at once.
+// store does not stall receipts by dirtying the whole store at once. It
+// stops when ctx ends.
 func (sn *Snapshot) CopyTo(ctx context.Context, f *os.File) error {
-	if _, err := newSpoolWriter(f).copyFrom(ctx, sn.f, 0, sn.Size); err != nil {
+	if _, err := newSpoolWriter(ctx, nil, f).copyFrom(sn.f, 0, sn.Size); err != nil {
 		return err
 	}
 	return f.Sync()
@@ -138,11 +150,15 @@ func (w *spoolWriter) readCopy(src *os.File, off int64, n int) (int, error) {
 
 // spoolSHA256 reads the spool back (from the page cache) for its SHA-256,
 // a pacer's chunk at a time.
-func spoolSHA256(f *os.File, size int64) (sum [sha256.Size]byte, err error) {
+func spoolSHA256(ctx context.Context, stop <-chan struct{}, f *os.File, size int64) (sum [sha256.Size]byte, err error) {
 	h := sha256.New()
 	buf := make([]byte, paceChunk)
 	pace := newPacer()
+	w := spoolWriter{ctx: ctx, stop: stop} // for stopped
 	for off := int64(0); off < size; {
+		if err := w.stopped(); err != nil {
+			return sum, err
+		}
 		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
 		if n == 0 && err != nil {
 			return sum, err

@@ -198,6 +198,8 @@ func Open(path string, opts Options) (*Store, error) {
 		s.calls, s.committed = make(chan *call), make(chan struct{})
 		go s.committer()
 		s.injectHang()
+		s.probes.Add(1)
+		go s.trimLoop()
 		if !complete {
 			s.probes.Add(1)
 			go s.backgroundCheck()
@@ -366,6 +368,8 @@ func addCount(tx *bolt.Tx, key []byte, delta int64) error {
 	return putInt(meta, key, getInt(meta, key)+delta)
 }
 
+var errClosing = shopbridge.Errorf(shopbridge.EUNAVAILABLE, "store", "the store is closing")
+
 // Close closes the store. It is safe to call twice.
 func (s *Store) Close() error {
 	if s == nil || s.db == nil {
@@ -486,7 +490,7 @@ func (s *Store) batch(fn func(tx *bolt.Tx) error) error {
 	select {
 	case s.calls <- c:
 	case <-s.closing:
-		return shopbridge.Errorf(shopbridge.EUNAVAILABLE, "store", "the store is closing")
+		return errClosing
 	}
 	return <-c.err
 }

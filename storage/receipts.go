@@ -296,9 +296,14 @@ func (s *Store) OldestQueued() (t time.Time) {
 	return t
 }
 
-// modifyReceipt changes one receipt in a shared commit.
-func (s *Store) modifyReceipt(eventID string, fn func(tx *bolt.Tx, r *shopbridge.Receipt) error) error {
-	return s.batch(func(tx *bolt.Tx) error {
+// modifyReceipt changes one receipt in a shared commit; background: a
+// change the sync makes (batchBackground), not an operator's.
+func (s *Store) modifyReceipt(eventID string, background bool, fn func(tx *bolt.Tx, r *shopbridge.Receipt) error) error {
+	batch := s.batch
+	if background {
+		batch = s.batchBackground
+	}
+	return batch(func(tx *bolt.Tx) error {
 		receipts := tx.Bucket(bucketReceipts)
 		v := receipts.Get([]byte(eventID))
 		if v == nil {
@@ -317,7 +322,7 @@ func (s *Store) modifyReceipt(eventID string, fn func(tx *bolt.Tx, r *shopbridge
 
 // MarkDelivered takes a receipt out of the outbox: the upstream has it.
 func (s *Store) MarkDelivered(eventID string, at time.Time) error {
-	return s.modifyReceipt(eventID, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
+	return s.modifyReceipt(eventID, true, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
 		if err := leaveQueue(tx, r.State); err != nil {
 			return err
 		}
@@ -333,7 +338,7 @@ func (s *Store) MarkDelivered(eventID string, at time.Time) error {
 // MarkFailed records a failed attempt that will be retried; the receipt
 // keeps its place in the outbox.
 func (s *Store) MarkFailed(eventID, reason string) error {
-	return s.modifyReceipt(eventID, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
+	return s.modifyReceipt(eventID, true, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
 		r.Attempts++
 		r.LastError = reason
 		return nil
@@ -343,7 +348,7 @@ func (s *Store) MarkFailed(eventID, reason string) error {
 // Park moves a receipt the upstream refused out of the outbox, with the
 // upstream's answer, for the operator to see and retry.
 func (s *Store) Park(eventID, answer string) error {
-	return s.modifyReceipt(eventID, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
+	return s.modifyReceipt(eventID, true, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
 		r.Attempts++
 		if err := leaveQueue(tx, r.State); err != nil {
 			return err
@@ -361,7 +366,7 @@ func (s *Store) Park(eventID, answer string) error {
 
 // Retry puts a parked receipt back into the outbox at its old place.
 func (s *Store) Retry(eventID string) error {
-	err := s.modifyReceipt(eventID, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
+	err := s.modifyReceipt(eventID, false, func(tx *bolt.Tx, r *shopbridge.Receipt) error {
 		if r.State != shopbridge.ReceiptParked {
 			return shopbridge.Errorf(shopbridge.ECONFLICT, "id", "receipt %s is %s, not parked", eventID, r.State)
 		}

@@ -519,13 +519,15 @@ const groupLinger = 500 * time.Microsecond
 // backgroundLinger is how long a group of background calls only waits for
 // more before it commits. A drain of the outbox records an answer per
 // receipt, over a thousand a second at 50 ms; committed as they came, the
-// commits ran back to back (600 a second in bench/rush), so that every
-// receipt a register posted found a commit's fsyncs in progress, and
-// waited for them before its own. Gathered for 10 ms, the records take a
-// commit each 10 ms at most, the disk is idle most of the time, and a
+// commits ran back to back (130 to 600 a second in bench/rush), so that
+// every receipt a register posted found a commit's fsyncs in progress and
+// waited for them before its own. Gathered for 25 ms, the records take 40
+// commits a second at most, the disk is idle most of the time, and a
 // register's receipt that arrives meanwhile is committed at once, taking
-// the records gathered so far with it.
-var backgroundLinger = 10 * time.Millisecond // a test sets it longer
+// the records gathered so far with it. The push holds at most twice its
+// window of receipts whose answer is not recorded yet (unrecordedMax), 128
+// by default: 25 ms of a 1,100-a-second drain is 28.
+var backgroundLinger = 25 * time.Millisecond // a test sets it longer
 
 // onBackgroundWait, when set (by a test), is called as a group of
 // background calls begins to wait.

@@ -266,7 +266,9 @@ func (c registersConfig) register(i int, p *phase, stop chan struct{}, seq *atom
 	device := fmt.Sprintf("rush-register-%02d", i)
 	jitter := func(d time.Duration) time.Duration { return d/2 + rand.N(d) }
 	now := time.Now()
-	next := map[string]time.Time{"hello": now, "list": now.Add(rand.N(c.listEvery)), "sale": now.Add(rand.N(c.saleEvery))}
+	// Registers are switched on one by one, not in the same millisecond:
+	// each says hello at its own moment in the phase's first second.
+	next := map[string]time.Time{"hello": now.Add(rand.N(time.Second)), "list": now.Add(rand.N(c.listEvery)), "sale": now.Add(rand.N(c.saleEvery))}
 	for {
 		k, at := "", time.Time{}
 		for kind, t := range next {

@@ -31,6 +31,16 @@ const paceChunk = 1 << 20
 
 func newPacer() *pacer { return &pacer{one: runtime.GOMAXPROCS(0) == 1} }
 
+// pause pauses now (with one P), between two parts of a piece of work.
+func (p *pacer) pause() {
+	if p.one {
+		p.done = 0
+		// Long enough that the timer has not fired when the scheduler
+		// looks for work, so that it polls the network first.
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
 // add counts n bytes of work done, and pauses once a chunk's worth is.
 func (p *pacer) add(n int) {
 	if !p.one {
@@ -38,9 +48,6 @@ func (p *pacer) add(n int) {
 	}
 	p.done += n
 	if p.done >= paceChunk {
-		p.done = 0
-		// Long enough that the timer has not fired when the scheduler
-		// looks for work, so that it polls the network first.
-		time.Sleep(50 * time.Microsecond)
+		p.pause()
 	}
 }

@@ -69,4 +69,25 @@ func TestApplyListInChunks(t *testing.T) {
 	if st := s.SyncedAt(); !st.Equal(at.Add(time.Minute)) {
 		t.Errorf("synced at %v, want %v", st, at.Add(time.Minute))
 	}
+
+	// The same list again, one bill fetched meanwhile: one commit (the
+	// synced-at time), the other 109 asked for again.
+	b := keep[0]
+	if _, _, err := s.PutBill([]byte(fmt.Sprintf(`{"id":%s,"date":%q,"summ":1.5,"number":%q,"customername":"x","products":[]}`, b.ID, b.Date, b.Number)), at); err != nil {
+		t.Fatal(err)
+	}
+	before = s.Commits()
+	fetch, err = s.ApplyList(keep, ListAll, at.Add(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.Commits() - before; c != 1 {
+		t.Errorf("a list that changes nothing took %d commits, want 1", c)
+	}
+	if len(fetch) != 109 {
+		t.Errorf("%d bills to fetch, want the 109 not fetched yet", len(fetch))
+	}
+	if st := s.SyncedAt(); !st.Equal(at.Add(2 * time.Minute)) {
+		t.Errorf("synced at %v, want %v", st, at.Add(2*time.Minute))
+	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command rush measures the evening rush on a shop's PC: the daemon pinned
 // to one core (taskset, GOMAXPROCS=1, as the service sees on a single-core
 // or busy PC), ten simulated registers doing what a register does (hello

@@ -69,7 +69,7 @@ func (w *spoolWriter) ReadFrom(r io.Reader) (int64, error) {
 func (w *spoolWriter) copyFrom(src *os.File, off, n int64) (int64, error) {
 	var total int64
 	for total < n {
-		if err := w.stopped(); err != nil {
+		if err := stopped(w.ctx, w.stop); err != nil {
 			return total, err
 		}
 		m, err := w.copyRange(src, off+total, int(min(n-total, paceChunk)))
@@ -85,12 +85,14 @@ func (w *spoolWriter) copyFrom(src *os.File, off, n int64) (int64, error) {
 	return total, nil
 }
 
-func (w *spoolWriter) stopped() error {
+// stopped is the error that ends a copy: ctx's, or errClosing once stop
+// is closed.
+func stopped(ctx context.Context, stop <-chan struct{}) error {
 	select {
-	case <-w.stop:
+	case <-stop:
 		return errClosing
 	default:
-		return w.ctx.Err()
+		return ctx.Err()
 	}
 }
 
@@ -154,9 +156,8 @@ func spoolSHA256(ctx context.Context, stop <-chan struct{}, f *os.File, size int
 	h := sha256.New()
 	buf := make([]byte, paceChunk)
 	pace := newPacer()
-	w := spoolWriter{ctx: ctx, stop: stop} // for stopped
 	for off := int64(0); off < size; {
-		if err := w.stopped(); err != nil {
+		if err := stopped(ctx, stop); err != nil {
 			return sum, err
 		}
 		n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)

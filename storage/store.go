@@ -533,6 +533,38 @@ var backgroundLinger = 25 * time.Millisecond // a test sets it longer
 // background calls begins to wait.
 var onBackgroundWait func()
 
+// gather adds the calls that arrive to group for up to d, until it is
+// full. For a group of background calls (forBackground), a register's
+// call ends the wait, and so does the store closing.
+func (s *Store) gather(group []*call, linger *time.Timer, d time.Duration, forBackground bool) []*call {
+	var closing <-chan struct{} // nil: a register's group waits out d
+	if forBackground {
+		closing = s.closing
+	}
+	linger.Reset(d)
+wait:
+	for len(group) < maxGroup {
+		select {
+		case c := <-s.calls:
+			group = append(group, c)
+			if forBackground && !c.background {
+				break wait
+			}
+		case <-linger.C:
+			break wait
+		case <-closing:
+			break wait
+		}
+	}
+	if !linger.Stop() {
+		select {
+		case <-linger.C:
+		default:
+		}
+	}
+	return group
+}
+
 func background(group []*call) bool { return countBackground(group) == len(group) }
 
 func countBackground(group []*call) (n int) {
@@ -576,48 +608,13 @@ func (s *Store) committer() {
 			if onBackgroundWait != nil {
 				onBackgroundWait()
 			}
-			linger.Reset(backgroundLinger)
-		wait:
-			for len(group) < maxGroup {
-				select {
-				case c := <-s.calls:
-					group = append(group, c)
-					if !c.background {
-						break wait
-					}
-				case <-linger.C:
-					break wait
-				case <-s.closing:
-					break wait
-				}
-			}
-			if !linger.Stop() {
-				select {
-				case <-linger.C:
-				default:
-				}
-			}
+			group = s.gather(group, linger, backgroundLinger, true)
 		} else if last > 1 {
 			// While several registers post at once (the last commit was
 			// shared), wait a moment for the ones still on their way:
 			// registers that connect one after another otherwise get a
 			// commit each. A lone register never waits.
-			linger.Reset(groupLinger)
-		gather:
-			for len(group) < maxGroup {
-				select {
-				case c := <-s.calls:
-					group = append(group, c)
-				case <-linger.C:
-					break gather
-				}
-			}
-			if !linger.Stop() {
-				select {
-				case <-linger.C:
-				default:
-				}
-			}
+			group = s.gather(group, linger, groupLinger, false)
 		}
 		last = len(group) - countBackground(group)
 		err := s.update(func(tx *bolt.Tx) error {

@@ -7,7 +7,7 @@ require (
 	github.com/chromedp/cdproto v0.160.1
 	github.com/chromedp/chromedp v0.23.1
 	github.com/grandcat/zeroconf v1.0.1-0.20230119201135-e4f60f8407b1
-	github.com/julienschmidt/httprouter v1.3.0
+	github.com/julienschmidt/httprouter v1.3.1-0.20200921135023-fe77dd05ab5a
 	github.com/kardianos/service v1.3.0
 	github.com/miekg/dns v1.1.41
 	go.etcd.io/bbolt v1.4.3

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // Listener wraps the daemon's listener so that the answers net/http writes
@@ -36,9 +37,34 @@ func (l listener) Accept() (net.Conn, error) {
 	return &conn{Conn: c}, nil
 }
 
-type conn struct{ net.Conn }
+type conn struct {
+	net.Conn
+	read, write deadline
+}
+
+func (c *conn) SetReadDeadline(t time.Time) error {
+	return c.read.set(t, true, c.Conn.SetReadDeadline)
+}
+
+// SetWriteDeadline is applied when the next Write starts, unless t is
+// near or past: net/http sets WriteTimeout's deadline after reading each
+// request and clears it after each answer, so a connection's timer would
+// move twice a request.
+func (c *conn) SetWriteDeadline(t time.Time) error {
+	return c.write.set(t, false, c.Conn.SetWriteDeadline)
+}
+
+// SetDeadline sets both deadlines exactly.
+func (c *conn) SetDeadline(t time.Time) error {
+	c.read.exact(t)
+	c.write.exact(t)
+	return c.Conn.SetDeadline(t)
+}
 
 func (c *conn) Write(p []byte) (int, error) {
+	if err := c.write.apply(c.Conn.SetWriteDeadline); err != nil {
+		return 0, err
+	}
 	if status, detail, ok := goAnswer(p); ok {
 		if _, err := c.Conn.Write(evotorAnswer(status, detail)); err != nil {
 			return 0, err

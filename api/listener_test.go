@@ -1,8 +1,10 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -89,4 +91,91 @@ func TestRequestLimits(t *testing.T) {
 	if a := ts.get(t, "/api/v2/list", "X-Pad", pad[:api.MaxHeader/2]); a.status != 200 {
 		t.Errorf("headers within the limit: %d %s", a.status, a.body)
 	}
+}
+
+// TestListenerKeepsTimeouts: the connections api.Listener returns coalesce
+// their deadlines (deadline.go), and net/http's timeouts still end what
+// they are for: headers that never finish, an answer nobody reads, and a
+// kept-alive connection left idle; a client that keeps reading is served.
+func TestListenerKeepsTimeouts(t *testing.T) {
+	writeErr := make(chan error, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/big" {
+			io.WriteString(w, "ok")
+			return
+		}
+		chunk := bytes.Repeat([]byte("x"), 1<<20)
+		for range 256 { // far more than the sockets' buffers
+			if _, err := w.Write(chunk); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+		writeErr <- nil
+	}))
+	srv.Listener = api.Listener(srv.Listener)
+	srv.Config.ReadHeaderTimeout = time.Second
+	srv.Config.ReadTimeout = time.Second
+	srv.Config.WriteTimeout = time.Second
+	srv.Config.IdleTimeout = 2 * time.Second
+	srv.Start()
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	// Each bound is generous: it only says the connection did end.
+	const bound = 30 * time.Second
+
+	closed := func(name string, c net.Conn) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(bound))
+		_, err := io.Copy(io.Discard, c)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("%s: the server did not close the connection within %v", name, bound)
+		}
+	}
+
+	// Headers begun and never finished.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /small HTTP/1.1\r\nHost: x\r\n")
+	closed("unfinished headers", c)
+
+	// An answer nobody reads: the handler's writes fail.
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	io.WriteString(c2, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	select {
+	case err := <-writeErr:
+		if err == nil {
+			t.Error("256 MiB were written to a client that reads nothing")
+		}
+	case <-time.After(bound):
+		t.Errorf("the handler's writes to a client that reads nothing did not fail within %v", bound)
+	}
+
+	// Many requests on one connection, each answered, then idle: closed.
+	c3, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	br := bufio.NewReader(c3)
+	for i := range 200 {
+		io.WriteString(c3, "GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d on a kept-alive connection: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+		}
+	}
+	closed("an idle kept-alive connection", c3)
 }

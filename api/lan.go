@@ -45,19 +45,19 @@ func tooLong(subject string, n int) error { return shopbridge.TooLong(subject, n
 // looking, and passes.
 func crossSite(r *http.Request) string {
 	h := r.Header
-	if v := h.Get("Sec-Fetch-Site"); v != "" && v != "none" {
+	if v := header(h, "Sec-Fetch-Site"); v != "" && v != "none" {
 		return "Sec-Fetch-Site: " + v
 	}
-	if v := h.Get("Sec-Fetch-Mode"); v != "" && v != "navigate" {
+	if v := header(h, "Sec-Fetch-Mode"); v != "" && v != "navigate" {
 		return "Sec-Fetch-Mode: " + v
 	}
-	if h.Get("Origin") != "" {
+	if header(h, "Origin") != "" {
 		return "Origin"
 	}
-	if h.Get("Referer") != "" {
+	if header(h, "Referer") != "" {
 		return "Referer"
 	}
-	if h.Get("Access-Control-Request-Method") != "" {
+	if header(h, "Access-Control-Request-Method") != "" {
 		return "a CORS preflight"
 	}
 	return ""

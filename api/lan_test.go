@@ -1,10 +1,12 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -69,6 +71,24 @@ func TestTerminalRefusesWebPages(t *testing.T) {
 	}
 	if n := ts.store.OutboxLen(); n != 0 {
 		t.Errorf("outbox holds %d receipts after web pages posted", n)
+	}
+	// Header names in any case, straight off the wire: net/http keys them
+	// canonically, and the checks look them up so.
+	for _, h := range []string{"origin: http://evil.example", "SEC-FETCH-SITE: cross-site", "referer: http://evil.example/", "sec-fetch-mode: cors"} {
+		c, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET /api/v2/hello HTTP/1.1\r\nHost: %s\r\n%s\r\nConnection: close\r\n\r\n", u.Host, h)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", h, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		c.Close()
+		if resp.StatusCode != 403 || !strings.Contains(string(b), fmt.Sprint(api.CodeBrowser)) {
+			t.Errorf("hello with %q: %d %s, want 403 with code %d", h, resp.StatusCode, b, api.CodeBrowser)
+		}
 	}
 	if a := ts.get(t, "/api/v2/list"); a.status != 200 || !strings.Contains(string(a.body), "49024") {
 		t.Errorf("bill 49024 was settled by a web page: list %d %s", a.status, a.body)

@@ -25,7 +25,7 @@ func (s *Server) receipt(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 		return err
 	}
 	headers := shopbridge.EvotorHeaders(r.Header)
-	device := r.Header.Get("X-Evotor-Device-Uuid")
+	device := header(r.Header, deviceHeader)
 	if device == "" {
 		device = env.DeviceID
 	}

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -293,12 +294,25 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 }
 
 func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
+	h := header(r.Header, "Authorization")
 	if len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
 		return strings.TrimSpace(h[7:])
 	}
 	return ""
 }
+
+// header is h.Get(key) for a key already in canonical form, as net/http
+// stores a request's headers: Get canonicalizes its key first, which a
+// terminal request paid for eight times.
+func header(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// deviceHeader is the register's X-Evotor-Device-UUID as net/http keys it.
+const deviceHeader = "X-Evotor-Device-Uuid"
 
 func tokenOK(got, want string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
@@ -319,6 +333,9 @@ type exchange struct {
 // terminal wraps a protocol handler with the token check, the Evotor error
 // body, metrics and the journal.
 func (s *Server) terminal(kind string, needToken bool, h handler) httprouter.Handle {
+	// Most answers are 200: their series is looked up once, not on every
+	// request.
+	var ok atomic.Pointer[series]
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		start := time.Now()
 		st := s.states.Get().(*requestState)
@@ -334,14 +351,23 @@ func (s *Server) terminal(kind string, needToken bool, h handler) httprouter.Han
 			s.fail(rec, err)
 		}
 		d := time.Since(start)
-		s.metrics.observe(kind, rec.status, d)
+		if rec.status == http.StatusOK {
+			sr := ok.Load()
+			if sr == nil {
+				sr = s.metrics.get(kind, http.StatusOK)
+				ok.Store(sr)
+			}
+			sr.observe(d)
+		} else {
+			s.metrics.observe(kind, rec.status, d)
+		}
 		if s.cfg.Journal != nil {
 			q := r.URL.RawQuery
 			if qq, uerr := unescape(q); uerr == nil {
 				q = qq
 			}
 			e := shopbridge.JournalEntry{
-				Time: start, Client: clientHost(r.RemoteAddr), Device: clipID(r.Header.Get("X-Evotor-Device-Uuid")),
+				Time: start, Client: clientHost(r.RemoteAddr), Device: clipID(header(r.Header, deviceHeader)),
 				Kind: kind, Method: r.Method, Path: r.URL.Path, Query: q, ReqBody: clip(x.reqBody),
 				ReqReceipt: x.receipt, Status: rec.status, RespBody: rec.body, Duration: d, Source: x.source,
 			}
@@ -360,7 +386,7 @@ func (s *Server) terminal(kind string, needToken bool, h handler) httprouter.Han
 // a device header of sane length and, where needed, the terminal token
 // (through the limiter).
 func (s *Server) checkTerminal(r *http.Request, needToken bool) error {
-	if n := len(r.Header.Get("X-Evotor-Device-Uuid")); n > shopbridge.MaxID {
+	if n := len(header(r.Header, deviceHeader)); n > shopbridge.MaxID {
 		return tooLong("X-Evotor-Device-UUID", n)
 	}
 	if !needToken || s.cfg.TerminalToken == "" {
@@ -510,9 +536,28 @@ var jsonType = []string{"application/json; charset=utf-8"}
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
 	h["Content-Type"] = jsonType
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	h["Content-Length"] = contentLength(len(body))
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// lengths holds the Content-Length values of answers shorter than 4 KiB,
+// made on first use: a bill's answer is the same few lengths over and over,
+// and each one made afresh was two allocations on every request.
+var lengths [4 << 10]atomic.Pointer[[]string]
+
+// contentLength is the Content-Length header value for n bytes. Like
+// jsonType, the slice is shared: net/http only reads it.
+func contentLength(n int) []string {
+	if n >= len(lengths) {
+		return []string{strconv.Itoa(n)}
+	}
+	if v := lengths[n].Load(); v != nil {
+		return *v
+	}
+	v := []string{strconv.Itoa(n)}
+	lengths[n].Store(&v)
+	return v
 }
 
 // Evotor error codes. 2001 and 2002 are Evotor's documented codes; the others

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"sync"
 	"time"
 
 	"github.com/shopbridge/shopbridge/storage"
@@ -16,8 +15,9 @@ import (
 // clock. The time the daemon was not running is not counted (no clock can
 // be trusted for it), so entries may be kept longer than journal-max-age;
 // journal-max-size still bounds the journal.
+//
+// Its fields do not change after newSteadyClock, so Now needs no lock.
 type steadyClock struct {
-	mu    sync.Mutex
 	base  time.Time     // steady time at start
 	start time.Duration // mono() at start
 	mono  func() time.Duration
@@ -36,8 +36,6 @@ func newSteadyClock(st *storage.Store, wall func() time.Time, mono func() time.D
 
 // Now is the steady time.
 func (c *steadyClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	return c.base.Add(c.mono() - c.start)
 }
 

@@ -24,7 +24,6 @@ type deadline struct {
 	want  time.Time     // what was asked, for apply
 	armed time.Time     // what the connection has; zero: none
 	late  time.Duration // how much later than asked armed may be
-	stale bool          // want may differ from armed
 }
 
 // slack is how much later than asked a deadline d from now may fire: a
@@ -41,7 +40,7 @@ func slack(d time.Duration) time.Duration {
 func (dl *deadline) set(t time.Time, now bool, arm func(time.Time) error) error {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
-	dl.want, dl.stale = t, true
+	dl.want = t
 	if now || (!t.IsZero() && time.Until(t) < 100*time.Millisecond) {
 		return dl.applyLocked(arm)
 	}
@@ -52,14 +51,10 @@ func (dl *deadline) set(t time.Time, now bool, arm func(time.Time) error) error 
 func (dl *deadline) apply(arm func(time.Time) error) error {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
-	if !dl.stale {
-		return nil
-	}
 	return dl.applyLocked(arm)
 }
 
 func (dl *deadline) applyLocked(arm func(time.Time) error) error {
-	dl.stale = false
 	t := dl.want
 	if t.IsZero() {
 		if dl.armed.IsZero() {
@@ -79,6 +74,6 @@ func (dl *deadline) applyLocked(arm func(time.Time) error) error {
 // exact records t as armed, for SetDeadline, which arms it itself.
 func (dl *deadline) exact(t time.Time) {
 	dl.mu.Lock()
-	dl.want, dl.armed, dl.late, dl.stale = t, t, 0, false
+	dl.want, dl.armed, dl.late = t, t, 0
 	dl.mu.Unlock()
 }

@@ -44,11 +44,6 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) observe(kind string, status int, d time.Duration) {
-	m.get(kind, status).observe(d)
-}
-
-// get is the series of kind and status, made on first use.
-func (m *metrics) get(kind string, status int) *series {
 	k := seriesKey{kind, status}
 	s := (*m.series.Load())[k]
 	if s == nil {
@@ -65,10 +60,6 @@ func (m *metrics) get(kind string, status int) *series {
 		}
 		m.mu.Unlock()
 	}
-	return s
-}
-
-func (s *series) observe(d time.Duration) {
 	s.count.Add(1)
 	s.sumNS.Add(uint64(d))
 	i := sort.SearchFloat64s(buckets, d.Seconds())

@@ -333,9 +333,6 @@ type exchange struct {
 // terminal wraps a protocol handler with the token check, the Evotor error
 // body, metrics and the journal.
 func (s *Server) terminal(kind string, needToken bool, h handler) httprouter.Handle {
-	// Most answers are 200: their series is looked up once, not on every
-	// request.
-	var ok atomic.Pointer[series]
 	return func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		start := time.Now()
 		st := s.states.Get().(*requestState)
@@ -351,16 +348,7 @@ func (s *Server) terminal(kind string, needToken bool, h handler) httprouter.Han
 			s.fail(rec, err)
 		}
 		d := time.Since(start)
-		if rec.status == http.StatusOK {
-			sr := ok.Load()
-			if sr == nil {
-				sr = s.metrics.get(kind, http.StatusOK)
-				ok.Store(sr)
-			}
-			sr.observe(d)
-		} else {
-			s.metrics.observe(kind, rec.status, d)
-		}
+		s.metrics.observe(kind, rec.status, d)
 		if s.cfg.Journal != nil {
 			q := r.URL.RawQuery
 			if qq, uerr := unescape(q); uerr == nil {
